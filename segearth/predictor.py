@@ -23,6 +23,8 @@ class Prediction:
     answer: str | None  # None for checkpoints trained without an answer loss
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     provenance: dict[str, Any] = field(default_factory=dict)  # checkpoint, precision, device, ...
+    #: The authors' output: the mask on the padded 1024x1024 canvas (what their metrics use).
+    canvas_mask: np.ndarray | None = None
 
     @property
     def found(self) -> bool:
