@@ -1,0 +1,221 @@
+"""Reading and writing checkpoints: the authors' released layout and our own.
+
+A released checkpoint (`config.json` with model_type ``llava_phi``, safetensors, tokenizer) is
+converted on the fly by `RELEASED_RENAMES`, a table of (pattern, replacement) pairs, plus two
+tensor transforms: Phi's fused ``query_key_value`` is split into q/k/v as current transformers
+expects, and the missing ``lm_head`` bias is zero. Tensors the released model never uses are
+dropped by `RELEASED_UNUSED`. Our own layout is the model's state dict as is.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import constants
+from .config import SegEarthConfig, from_released_config
+from .errors import CheckpointError
+
+# (regex on the released key, replacement in our model). First match wins.
+RELEASED_RENAMES: list[tuple[str, str]] = [
+    (r"^model\.vision_tower\.", "encoder."),
+    (r"^model\.mm_projector\.", "connector."),
+    (r"^model\.(embed_tokens|layers|final_layernorm)\.", r"llm.model.\1."),
+    (r"^lm_head\.", "llm.lm_head."),
+    (r"^text_projector\.", "d_projector.text_projector."),
+    (r"^origin_SEG_token_projector\.", "d_projector.origin_projector."),
+    (r"^local_project\.", "d_projector.image_projector."),
+    (r"^SEG_token_projector\.", "d_projector.query_projector."),
+    (r"^d_layers\.", "d_projector.perceiver."),
+    (r"^pixel_decoder\.", "pixel_decoder."),
+    (r"^predictor\.", "mask_decoder."),
+]
+# Released tensors that the released inference path never reads (or that we recompute).
+RELEASED_UNUSED = re.compile(
+    r"^seg_query$|^predictor\.(query_feat|query_embed|SEG_query_embed|new_query_embed)\.|"
+    r"^predictor\.(SEG_proj|CLASS_proj)\.|relative_position_index$"
+)
+_FUSED_QKV = re.compile(r"^(llm\.model\.layers\.\d+\.self_attn\.)query_key_value\.(weight|bias)$")
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+# --- locating ----------------------------------------------------------------------------------
+def resolve(checkpoint: str | os.PathLike) -> Path:
+    """A local folder, or a hub id fetched (and cached) by huggingface_hub."""
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path} is a file; give the checkpoint folder that holds config.json.")
+    name = str(checkpoint)
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        raise CheckpointError(
+            f"Checkpoint {name!r} is neither a local folder nor a Hugging Face hub id (owner/name)."
+        )
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(
+            name, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]))
+    except RepositoryNotFoundError:
+        raise CheckpointError(f"No model {name!r} on the Hugging Face hub (or it is private).") from None
+    except LocalEntryNotFoundError:
+        raise CheckpointError(
+            f"Cannot download {name!r}: the hub is unreachable or HF_HUB_OFFLINE is set, and it is "
+            "not in the local cache. Connect once, or pass a local checkpoint folder."
+        ) from None
+    except (HfHubHTTPError, OSError) as err:
+        raise CheckpointError(f"Downloading {name!r} failed: {err}. Try again or use a local folder.") from None
+
+
+# --- reading ---------------------------------------------------------------------------------
+def read_config(folder: Path) -> tuple[SegEarthConfig, bool]:
+    """(our config, whether the folder is in the authors' released layout)."""
+    file = folder / constants.CONFIG_NAME
+    if not file.is_file():
+        raise CheckpointError(f"{folder} has no {constants.CONFIG_NAME}: it is not a checkpoint folder.")
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{file} is not valid JSON ({err}).") from None
+    model_type = data.get("model_type")
+    try:
+        if model_type == constants.RELEASED_MODEL_TYPE:
+            config = from_released_config(data)
+            if "rrsis" in folder.as_posix().lower():  # the referring release has no answer loss
+                config.task, config.answers = "referring_short", False
+            return config, True
+        if model_type == constants.MODEL_TYPE:
+            return SegEarthConfig.from_dict(data), False
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{file} describes a model we cannot build: {err}") from None
+    raise CheckpointError(
+        f"{file} has model_type {model_type!r}; expected {constants.MODEL_TYPE!r} or the released "
+        f"{constants.RELEASED_MODEL_TYPE!r}."
+    )
+
+
+def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    """Safetensors (single or sharded), or a .bin read with ``weights_only`` (never arbitrary
+    pickles)."""
+    if (folder / "model.safetensors").is_file():
+        return _load_safetensors(folder / "model.safetensors")
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        state: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            state.update(_load_safetensors(folder / shard))
+        return state
+    singles = sorted(folder.glob("*.safetensors"))
+    if len(singles) == 1:
+        return _load_safetensors(singles[0])
+    if (folder / "pytorch_model.bin").is_file():
+        try:
+            return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unpickling failure means "not plain tensors"
+            raise CheckpointError(
+                f"{folder / 'pytorch_model.bin'} is not a plain tensor file ({type(err).__name__}); "
+                "we do not unpickle arbitrary objects. Convert it to safetensors."
+            ) from None
+    raise CheckpointError(f"{folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}.")
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path.name} is damaged or incomplete ({err}). Download it again."
+        ) from None
+
+
+def convert_released(state: dict[str, torch.Tensor], num_heads: int) -> dict[str, torch.Tensor]:
+    """The authors' tensor names and layout -> ours."""
+    converted: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if RELEASED_UNUSED.search(key):
+            continue
+        new = next((re.sub(p, r, key) for p, r in RELEASED_RENAMES if re.match(p, key)), None)
+        if new is None:
+            converted[key] = tensor  # reported as unexpected by `load_into`
+            continue
+        fused = _FUSED_QKV.match(new)
+        if fused:
+            # rows are interleaved per head: [head][q|k|v][head_dim]
+            per_head = tensor.view(num_heads, 3, -1, *tensor.shape[1:])
+            for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
+                converted[f"{fused[1]}{name}.{fused[2]}"] = per_head[:, j].reshape(-1, *tensor.shape[1:])
+        else:
+            converted[new] = tensor
+    return converted
+
+
+def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load or raise a `CheckpointError` naming every missing, unexpected and mis-shaped tensor."""
+    own = model.state_dict()
+    if "llm.lm_head.bias" in own and "llm.lm_head.bias" not in state:
+        state = {**state, "llm.lm_head.bias": torch.zeros_like(own["llm.lm_head.bias"])}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mis_shaped = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                        for k in set(own) & set(state) if state[k].shape != own[k].shape)
+    if missing or unexpected or mis_shaped:
+        lines = [f"{source} does not fit the model described by its config.json."]
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
+            if items:
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20])
+                             + (" ..." if len(items) > 20 else ""))
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict(state, strict=True)
+
+
+def load_tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{folder} has no usable tokenizer files ({err}).") from None
+    if constants.SEG_TOKEN not in tokenizer.get_vocab():
+        raise CheckpointError(f"The tokenizer in {folder} lacks {constants.SEG_TOKEN}: not a SegEarth-R1 tokenizer.")
+    return tokenizer
+
+
+# --- writing ---------------------------------------------------------------------------------
+def save(model, folder: str | os.PathLike, tokenizer=None, extra: dict[str, Any] | None = None) -> Path:
+    """Our layout: config.json, model.safetensors and the tokenizer files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / constants.WEIGHTS_NAME), metadata={"format": "pt"})
+    config = json.loads(model.config.to_json())
+    if extra:
+        config.update(extra)
+    (folder / constants.CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def load(checkpoint: str | os.PathLike, dtype: torch.dtype = torch.float32):
+    """(model in eval mode, tokenizer, resolved folder) from a folder or hub id, either layout."""
+    from .model import SegEarthR1
+
+    folder = resolve(checkpoint)
+    config, released = read_config(folder)
+    tokenizer = load_tokenizer(folder)
+    state = read_state_dict(folder)
+    if released:
+        state = convert_released(state, config.llm.num_heads)
+    model = SegEarthR1(config)
+    load_into(model, state, source=str(checkpoint))
+    return model.to(dtype).eval(), tokenizer, folder

@@ -1,0 +1,157 @@
+"""SegEarth-R1: image -> Swin features -> compressed visual tokens -> LLM with the question ->
+description embeddings -> D-Projector query -> masked-attention decoder -> mask logits.
+
+The model does no I/O and no tokenisation. `forward` is the training path (teacher-forced
+prompt, every prediction returned for the auxiliary losses); `encode_image`, `describe` and
+`decode` are the parts a predictor calls separately so that image work is done once per image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import SegEarthConfig
+from ..processing import PromptSegment
+from .connector import TokenCompressionConnector
+from .d_projector import DProjector, PooledProjector
+from .encoder import SwinEncoder
+from .language import build_llm, splice_prompt
+from .mask_decoder import MaskDecoder
+from .pixel_decoder import PixelDecoder
+
+
+@dataclass
+class ImageFeatures:
+    """Everything that depends on the image alone (cached by the predictor)."""
+
+    res5: torch.Tensor  # (B, C5, S/32, S/32), read by the D-Projector
+    visual_tokens: torch.Tensor  # (B, T, D_llm)
+    mask_features: torch.Tensor  # (B, d, S/4, S/4)
+    multi_scale: list[torch.Tensor]  # [(B, d, S/32), (S/16), (S/8)]
+
+
+@dataclass
+class MaskOutput:
+    predictions: list[torch.Tensor]  # every decoder prediction, each (B, Q, S/4, S/4); last = output
+    scores: torch.Tensor | None  # (B, Q) description-query similarity, baseline only
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """The answer mask logits (B, S/4, S/4): the single query, or the best-scoring one."""
+        last = self.predictions[-1]
+        if self.scores is None:
+            return last[:, 0]
+        best = self.scores.argmax(-1)
+        return last[torch.arange(last.shape[0], device=last.device), best]
+
+
+@dataclass
+class SegEarthOutput:
+    masks: MaskOutput
+    lm_logits: torch.Tensor  # (B, L, vocab)
+    lm_labels: torch.Tensor  # (B, L), -100 where no answer loss
+    description_states: torch.Tensor  # (B, R, D_llm), padded
+    description_mask: torch.Tensor  # (B, R)
+
+
+@dataclass
+class PromptInputs:
+    refer_ids: list[int]
+    answer_ids: list[int] | None = None
+
+
+class SegEarthR1(nn.Module):
+    def __init__(self, config: SegEarthConfig):
+        super().__init__()
+        self.config = config
+        channels = config.encoder.channels
+        hidden = config.llm.hidden_size
+        query_dim = config.mask_decoder.hidden_dim
+        self.encoder = SwinEncoder(config.encoder)
+        self.connector = TokenCompressionConnector(channels[-1], hidden, config.connector.depth,
+                                                   grid=config.image_size // 32)
+        self.llm = build_llm(config.llm)
+        if config.use_d_projector:
+            self.d_projector = DProjector(config.d_projector, hidden, channels[-1], query_dim)
+        else:
+            self.d_projector = PooledProjector(hidden, query_dim)
+        self.pixel_decoder = PixelDecoder(config.pixel_decoder, channels)
+        self.mask_decoder = MaskDecoder(config.mask_decoder, config.pixel_decoder.mask_dim,
+                                        learned_queries=not config.use_description_query)
+
+    # --- checkpoints (the I/O lives in segearth.checkpoints) --------------------------------
+    @classmethod
+    def from_pretrained(cls, checkpoint, dtype: torch.dtype = torch.float32) -> "SegEarthR1":
+        """A released checkpoint (hub id or folder, converted on the fly) or one of ours."""
+        from ..checkpoints import load
+
+        return load(checkpoint, dtype)[0]
+
+    def save_pretrained(self, folder, tokenizer=None):
+        from ..checkpoints import save
+
+        return save(self, folder, tokenizer)
+
+    # --- parts --------------------------------------------------------------------------------
+    def encode_image(self, pixel_values: torch.Tensor) -> ImageFeatures:
+        """(B, 3, S, S) normalised canvas -> the image-only features (one encoder pass)."""
+        features = self.encoder(pixel_values)
+        mask_features, multi_scale = self.pixel_decoder(features)
+        return ImageFeatures(features["res5"], self.connector(features["res5"]), mask_features, multi_scale)
+
+    def describe(self, states: torch.Tensor, mask: torch.Tensor, res5: torch.Tensor) -> torch.Tensor:
+        """Description hidden states (B, R, D) -> the decoder query (B, 1, d)."""
+        return self.d_projector(states, mask, res5.to(states.dtype)).to(res5.dtype)
+
+    def decode(self, description: torch.Tensor, image: ImageFeatures) -> MaskOutput:
+        """The description query (B, 1, d) against the image features -> mask logits."""
+        if self.config.use_description_query:
+            predictions, _ = self.mask_decoder(description, image.mask_features, image.multi_scale)
+            return MaskOutput(predictions, None)
+        b = description.shape[0]  # PSALM-style baseline: learned queries, the description picks one
+        queries = self.mask_decoder.query_feat.weight[None].expand(b, -1, -1)
+        query_pos = self.mask_decoder.query_embed.weight[None].expand(b, -1, -1)
+        predictions, embeddings = self.mask_decoder(queries, image.mask_features, image.multi_scale, query_pos)
+        scores = torch.einsum("bqd,bd->bq", embeddings, description[:, 0]) / embeddings.shape[-1] ** 0.5
+        return MaskOutput(predictions, scores)
+
+    # --- training path ------------------------------------------------------------------------
+    def forward(self, pixel_values: torch.Tensor, segments: list[PromptSegment],
+                prompts: list[PromptInputs]) -> SegEarthOutput:
+        image = self.encode_image(pixel_values)
+        embed = self.llm.get_input_embeddings()
+        spliced = [splice_prompt(segments, embed, tokens, p.refer_ids, p.answer_ids)
+                   for tokens, p in zip(image.visual_tokens, prompts)]
+        embeds, attention, labels = _pad_batch(spliced)
+        hidden = self.llm.model(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
+        lm_logits = self.llm.lm_head(hidden)
+        states, mask = _gather_refer(hidden, [s.refer for s in spliced])
+        description = self.describe(states, mask, image.res5)
+        return SegEarthOutput(self.decode(description, image), lm_logits, labels, states, mask)
+
+
+def _pad_batch(spliced) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest prompt; padding is masked out and never a target."""
+    length = max(s.embeds.shape[0] for s in spliced)
+    b, d = len(spliced), spliced[0].embeds.shape[1]
+    ref = spliced[0].embeds
+    embeds = ref.new_zeros(b, length, d)
+    attention = torch.zeros(b, length, dtype=torch.long, device=ref.device)
+    labels = torch.full((b, length), -100, dtype=torch.long, device=ref.device)
+    for i, s in enumerate(spliced):
+        n = s.embeds.shape[0]
+        embeds[i, :n], attention[i, :n], labels[i, :n] = s.embeds, 1, s.labels
+    return embeds, attention, labels
+
+
+def _gather_refer(hidden: torch.Tensor, spans: list[slice]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The description states of each sample, right-padded: (B, R, D) and a validity mask."""
+    longest = max(s.stop - s.start for s in spans)
+    states = hidden.new_zeros(hidden.shape[0], longest, hidden.shape[-1])
+    mask = torch.zeros(hidden.shape[0], longest, dtype=torch.bool, device=hidden.device)
+    for i, span in enumerate(spans):
+        n = span.stop - span.start
+        states[i, :n], mask[i, :n] = hidden[i, span], True
+    return states, mask
