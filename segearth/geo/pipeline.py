@@ -1,0 +1,117 @@
+"""One question about a GeoTIFF or a map area, answered with files a GIS opens: the mask as a
+GeoTIFF in the source CRS and its polygons as GeoJSON, both carrying the question, the answer and
+where the imagery came from.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .raster import GeoImage, RasterFile, read_raster
+from .tiled import predict_tiled
+from .tiles import Area, TileSource, fetch_area
+from .vectors import (Georeferenced, mask_to_features, write_geojson, write_image_geotiff,
+                      write_mask_geotiff)
+
+#: Long side to which the single-resize mode decimates a big raster on read: the model sees
+#: 1024 px anyway, and this keeps a huge GeoTIFF from being loaded whole.
+SINGLE_PASS_MAX_SIZE = 4096
+
+
+class PredictorLike(Protocol):
+    """What predict_geo needs of segearth.predictor.Predictor."""
+
+    def set_image(self, image: np.ndarray) -> None: ...
+
+    def predict(self, question: str, threshold: float = 0.5) -> Any: ...
+
+
+class _BestAnswer:
+    """predict_probability for the tiled mode that remembers the answer of the most confident
+    window (one answer per run, from the window that saw the target best)."""
+
+    def __init__(self, predictor: PredictorLike, question: str, threshold: float):
+        self.predictor, self.question, self.threshold = predictor, question, threshold
+        self.score, self.answer, self.provenance = -1.0, None, {}
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        self.predictor.set_image(rgb)
+        prediction = self.predictor.predict(self.question, threshold=self.threshold)
+        score = float(prediction.probability.max(initial=0.0))
+        if score > self.score:
+            self.score, self.answer = score, prediction.answer
+            self.provenance = prediction.provenance
+        return prediction.probability
+
+
+def _properties(question: str, answer: str | None, checkpoint: str | None,
+                source: dict[str, Any], tiled: bool, threshold: float) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "question": question, "answer": answer, "checkpoint": checkpoint,
+        "imagery": source.get("path") or source.get("url"),
+        "attribution": source.get("attribution"), "zoom": source.get("zoom"),
+        "ground_resolution_m": source.get("ground_resolution_m"),
+        "mode": "tiled" if tiled else "single", "threshold": threshold,
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if props["ground_resolution_m"] is not None:
+        props["ground_resolution_m"] = round(float(props["ground_resolution_m"]), 4)
+    return props
+
+
+def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, question: str,
+                out_dir: str | Path, *, tiled: bool = False, tile_source: TileSource | None = None,
+                checkpoint_name: str | None = None, threshold: float = 0.5,
+                bands: tuple[int, ...] | None = None, window: int = 1024, overlap: int = 128,
+                max_tiles: int = 64, cache_dir: str | Path | None = None,
+                name: str | None = None) -> dict[str, Path]:
+    """Segment ``question`` in a raster file, a GeoImage or a lon/lat area and write the outputs.
+
+    Returns the written paths: ``mask_geotiff`` always; ``geojson`` when the input is
+    georeferenced; ``image_geotiff`` (the fetched imagery) for an area. File names start with
+    ``name`` (default: the raster's stem, or "area"). Everything is computed before anything is
+    written, and each write is atomic, so a failure leaves no partial output.
+    """
+    is_path = isinstance(source, (str, Path))
+    stem = name or (Path(source).stem if is_path else "area")
+    fetched = not is_path and not isinstance(source, GeoImage)
+    raster: RasterFile | None = None
+    if is_path and tiled:
+        raster = RasterFile(source, bands)
+    elif is_path:
+        geo = read_raster(source, bands, max_size=SINGLE_PASS_MAX_SIZE)
+    elif fetched:
+        geo = fetch_area(source, tile_source or TileSource.from_env(), max_tiles=max_tiles,
+                         cache_dir=cache_dir)
+    else:
+        geo = source
+    try:
+        grid: Georeferenced = raster if raster is not None else geo
+        if tiled:
+            best = _BestAnswer(predictor, question, threshold)
+            probability = predict_tiled(best, grid, window, overlap)
+            mask, answer, provenance = probability >= threshold, best.answer, best.provenance
+        else:
+            predictor.set_image(geo.image)
+            prediction = predictor.predict(question, threshold=threshold)
+            mask, answer, provenance = prediction.mask, prediction.answer, prediction.provenance
+        props = _properties(question, answer, checkpoint_name or provenance.get("checkpoint"),
+                            grid.source, tiled, threshold)
+        georeferenced = grid.crs is not None and grid.transform is not None
+        features = mask_to_features(mask, grid, props) if georeferenced else None
+
+        out_dir = Path(out_dir)
+        written = {"mask_geotiff": write_mask_geotiff(mask, grid, out_dir / f"{stem}_mask.tif",
+                                                      tags=props)}
+        if features is not None:
+            written["geojson"] = write_geojson(features, out_dir / f"{stem}_mask.geojson")
+        if fetched:
+            written["image_geotiff"] = write_image_geotiff(
+                geo, out_dir / f"{stem}_image.tif",
+                tags={"attribution": geo.source["attribution"], "zoom": geo.source["zoom"]})
+        return written
+    finally:
+        if raster is not None:
+            raster.close()
