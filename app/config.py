@@ -1,0 +1,144 @@
+"""Everything the app reads from the environment, read once at start-up.
+
+| variable | meaning | default |
+|---|---|---|
+| SEGEARTH_CHECKPOINT | checkpoint preselected and loaded on the first run (hub id or folder) | released EarthReason if the hub (or its local cache) has it, else the bundled demo |
+| SEGEARTH_DEMO_CHECKPOINT | the small offline demo checkpoint | assets/demo-checkpoint |
+| SEGEARTH_PRECISION | auto, fp32, bf16, fp16 or int8 | auto |
+| SEGEARTH_TILE_URL (+ _ATTRIBUTION, _MAX_ZOOM) | satellite XYZ tiles, for the basemap *and* the model input | Esri World Imagery |
+| SEGEARTH_STREET_TILE_URL (+ _ATTRIBUTION) | the street basemap | OpenStreetMap |
+| SEGEARTH_MAP_VIEW | initial map view "lat,lon,zoom" | 30.5928,114.3055,15 |
+| SEGEARTH_MAX_TILES | tile cap per drawn area (bounds download and image size) | 16 |
+| GRADIO_SERVER_PORT / GRADIO_SERVER_NAME | read by Gradio itself | 7860 / 127.0.0.1 |
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from segearth.constants import RELEASED_CHECKPOINTS
+from segearth.errors import InputError
+from segearth.geo.tiles import TileSource
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+EXAMPLES_DIR = ASSETS_DIR / "examples"
+DEMO_CHECKPOINT = ASSETS_DIR / "demo-checkpoint"
+
+#: Precision choices shown in the page, value -> label.
+PRECISIONS = {
+    "auto": "auto (bf16 on GPU, fp32 on CPU)",
+    "fp32": "fp32",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "int8": "8-bit (int8, GPU)",
+}
+
+_OSM = TileSource(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                  attribution="&copy; OpenStreetMap contributors", max_zoom=19, name="street")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The app's settings; `from_env` is the only place that reads environment variables."""
+
+    checkpoint: str
+    demo_checkpoint: str
+    precision: str
+    satellite: TileSource
+    street: TileSource
+    map_view: tuple[float, float, int]
+    max_tiles: int
+
+    @property
+    def checkpoints(self) -> dict[str, str]:
+        """Checkpoint choices for the picker, label -> hub id or folder. Users may also type a
+        local folder."""
+        choices = {
+            "EarthReason (released)": RELEASED_CHECKPOINTS["earthreason"],
+            "RRSIS-D (released)": RELEASED_CHECKPOINTS["rrsisd"],
+            "Bundled demo model": self.demo_checkpoint,
+        }
+        if self.checkpoint not in choices.values():
+            choices[f"Configured: {self.checkpoint}"] = self.checkpoint
+        return choices
+
+    def is_demo(self, checkpoint: str) -> bool:
+        """Whether `checkpoint` is the bundled demo model (the page then says so plainly)."""
+        return _same_path(checkpoint, self.demo_checkpoint)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "AppConfig":
+        demo = environ.get("SEGEARTH_DEMO_CHECKPOINT", "").strip() or str(DEMO_CHECKPOINT)
+        checkpoint = (environ.get("SEGEARTH_CHECKPOINT", "").strip()
+                      or _default_checkpoint(demo, environ))
+        precision = environ.get("SEGEARTH_PRECISION", "auto").strip() or "auto"
+        if precision not in PRECISIONS:
+            raise InputError(f"SEGEARTH_PRECISION={precision!r}: use one of {', '.join(PRECISIONS)}.")
+        street_url = environ.get("SEGEARTH_STREET_TILE_URL", "").strip()
+        street = _OSM if not street_url else TileSource(
+            url=street_url, name="street", attribution=environ.get(
+                "SEGEARTH_STREET_TILE_ATTRIBUTION", f"Map from {urlsplit(street_url).hostname}"))
+        return cls(
+            checkpoint=checkpoint,
+            demo_checkpoint=demo,
+            precision=precision,
+            satellite=TileSource.from_env(environ),
+            street=street,
+            map_view=_map_view(environ.get("SEGEARTH_MAP_VIEW", "30.5928,114.3055,15")),
+            max_tiles=_positive_int("SEGEARTH_MAX_TILES", environ.get("SEGEARTH_MAX_TILES", "16")),
+        )
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except OSError:
+        return False
+
+
+def _map_view(text: str) -> tuple[float, float, int]:
+    try:
+        lat, lon, zoom = (part.strip() for part in text.split(","))
+        return float(lat), float(lon), int(zoom)
+    except ValueError:
+        raise InputError(f"SEGEARTH_MAP_VIEW={text!r}: give 'lat,lon,zoom', e.g. "
+                         f"'30.5928,114.3055,15'.") from None
+
+
+def _positive_int(name: str, text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise InputError(f"{name}={text!r}: give a whole number >= 1.")
+    return int(text)
+
+
+def _default_checkpoint(demo: str, environ: Mapping[str, str]) -> str:
+    """Released EarthReason when it can be had (cached or hub reachable), else the demo model:
+    a laptop without internet still starts, with a working (if weak) model."""
+    released = RELEASED_CHECKPOINTS["earthreason"]
+    if _in_hub_cache(released, environ) or _hub_reachable(environ):
+        return released
+    return demo
+
+
+def _in_hub_cache(repo_id: str, environ: Mapping[str, str]) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    cache_dir = environ.get("HF_HUB_CACHE") or None
+    return isinstance(try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir), str)
+
+
+def _hub_reachable(environ: Mapping[str, str], timeout: float = 3.0) -> bool:
+    if environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = urlsplit(environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,78 @@
+"""The map: a Leaflet + Leaflet.draw map as a Gradio 6 `gr.HTML` component.
+
+Why `gr.HTML` and not leafmap or folium: leafmap's Gradio export drops the draw handlers and a
+folium map is one-way (Python -> page), but the app needs the drawn area back in Python and
+results pushed onto the same live map. `gr.HTML` loads our served scripts via `head=`, runs
+`static/map.js` via `js_on_load`, and carries data both ways through `props`.
+
+* value (input): the drawn area as a GeoJSON geometry string in lon/lat ("" when none).
+* `layers` prop (output): {"image", "overlay", "outlines", "fit"}; see `static/map.js`.
+* `opacity` prop (output): overlay opacity, changed without resending the overlay.
+* `draw` event: fired when the user draws, edits or deletes the area.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import gradio as gr
+import shapely.geometry
+
+from segearth.errors import InputError
+from segearth.geo import TileSource
+
+from .static_files import STATIC_DIR, VENDOR_DIR, static_url
+
+
+def basemap(key: str, name: str, tiles: TileSource) -> dict:
+    """One switchable background layer for `map.js`; the first one given is shown first."""
+    return {"key": key, "name": name, "url": tiles.url, "attribution": tiles.attribution,
+            "max_zoom": tiles.max_zoom}
+
+
+def _head() -> str:
+    """Stylesheets, then scripts in dependency order (Leaflet, Leaflet.draw, our map)."""
+    css = [VENDOR_DIR / "leaflet/leaflet.css", VENDOR_DIR / "leaflet-draw/leaflet.draw.css",
+           STATIC_DIR / "map.css"]
+    js = [VENDOR_DIR / "leaflet/leaflet.js", VENDOR_DIR / "leaflet-draw/leaflet.draw.js",
+          STATIC_DIR / "map.js"]
+    return "".join(f'<link rel="stylesheet" href="{static_url(p)}">' for p in css) + "".join(
+        f'<script src="{static_url(p)}"></script>' for p in js)
+
+
+class MapView(gr.HTML):
+    """The drawable map. The template never depends on props, so Gradio never re-renders (and
+    so never wipes) the Leaflet DOM; all updates go through `watch` in `map.js`."""
+
+    def __init__(self, basemaps: list[dict], view: dict, layers: dict | None = None,
+                 opacity: float = 0.5, **kwargs: Any):
+        # Every prop is a constructor parameter: Gradio rebuilds the component from its
+        # constructor arguments plus the update when a handler returns gr.update(layers=...).
+        kwargs.setdefault("value", "")
+        super().__init__(
+            html_template='<div class="segearth-map"></div>',
+            # gr.HTML exposes a custom event to Python only if its quoted name is in js_on_load.
+            js_on_load="SegEarthMap.mount(element, props, trigger, watch); // emits 'draw'",
+            head=_head(),
+            basemaps=basemaps,
+            view=view,
+            layers=layers,
+            opacity=opacity,
+            **kwargs,
+        )
+
+    def api_info(self) -> dict[str, Any]:
+        return {"type": "string", "description": "GeoJSON geometry (lon/lat) of the area, or ''"}
+
+
+def parse_area(value: str | None) -> dict | None:
+    """The map's value as a GeoJSON geometry dict (lon/lat); None when nothing is drawn."""
+    if not value or not value.strip():
+        return None
+    try:
+        geometry = json.loads(value)
+        shapely.geometry.shape(geometry)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InputError(f"The drawn area is not a GeoJSON geometry ({exc}). Draw it again on "
+                         f"the map.") from None
+    return geometry

@@ -1,0 +1,84 @@
+"""The map: a Leaflet + Leaflet.draw map as a Gradio 6 `gr.HTML` component.
+
+Why `gr.HTML` and not leafmap or folium: leafmap's Gradio export drops the draw handlers and a
+folium map is one-way (Python -> page), but the app needs the drawn area back in Python and
+results pushed onto the same live map. `gr.HTML` loads our served scripts via `head=`, runs
+`static/map.js` via `js_on_load`, and carries data both ways through `props`.
+
+* value (input): the drawn area as a GeoJSON geometry string in lon/lat ("" when none).
+* `layers` prop (output): {"image", "overlay", "outlines", "fit"}; see `static/map.js`.
+* `opacity` prop (output): overlay opacity, changed without resending the overlay.
+* `draw` event: fired when the user draws, edits or deletes the area.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gradio as gr
+
+from .static_files import STATIC_DIR, VENDOR_DIR, static_url
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """One switchable background layer; `url` is an XYZ template with {z}/{x}/{y}."""
+
+    key: str
+    name: str
+    url: str
+    attribution: str
+    max_zoom: int = 19
+
+
+def _head() -> str:
+    """Stylesheets, then scripts in dependency order (Leaflet, Leaflet.draw, our map)."""
+    css = [VENDOR_DIR / "leaflet/leaflet.css", VENDOR_DIR / "leaflet-draw/leaflet.draw.css",
+           STATIC_DIR / "map.css"]
+    js = [VENDOR_DIR / "leaflet/leaflet.js", VENDOR_DIR / "leaflet-draw/leaflet.draw.js",
+          STATIC_DIR / "map.js"]
+    return "".join(f'<link rel="stylesheet" href="{static_url(p)}">' for p in css) + "".join(
+        f'<script src="{static_url(p)}"></script>' for p in js)
+
+from gradio.events import Dependency
+
+class MapView(gr.HTML):
+    """The drawable map. The template never depends on props, so Gradio never re-renders (and
+    so never wipes) the Leaflet DOM; all updates go through `watch` in `map.js`."""
+
+    def __init__(self, basemaps: list[dict], view: dict, layers: dict | None = None,
+                 opacity: float = 0.5, **kwargs: Any):
+        # Every prop is a constructor parameter: Gradio rebuilds the component from its
+        # constructor arguments plus the update when a handler returns gr.update(layers=...).
+        kwargs.setdefault("value", "")
+        super().__init__(
+            html_template='<div class="segearth-map"></div>',
+            # gr.HTML exposes a custom event to Python only if its quoted name is in js_on_load.
+            js_on_load="SegEarthMap.mount(element, props, trigger, watch); // emits 'draw'",
+            head=_head(),
+            basemaps=basemaps,
+            view=view,
+            layers=layers,
+            opacity=opacity,
+            **kwargs,
+        )
+
+    def api_info(self) -> dict[str, Any]:
+        return {"type": "string", "description": "GeoJSON geometry (lon/lat) of the area, or ''"}
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def parse_area(value: str | None) -> dict | None:
+    """The drawn area as a GeoJSON geometry dict, or None when nothing is drawn."""
+    if not value or not value.strip():
+        return None
+    try:
+        geometry = json.loads(value)
+    except json.JSONDecodeError:
+        return None
+    return geometry if isinstance(geometry, dict) and "coordinates" in geometry else None

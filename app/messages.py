@@ -1,0 +1,57 @@
+"""The words the page shows: result summary, timings, the demo-model banner."""
+from __future__ import annotations
+
+from .runs import RunView
+
+NO_TARGET = "No target found"
+NO_ANSWER = "(this checkpoint gives no text answer; it was trained for masks only)"
+DEMO_BANNER = (
+    "⚠️ **Demo model.** This is the small checkpoint bundled with the app so that it runs "
+    "without internet. It is *not* SegEarth-R1: its masks and answers only show that the "
+    "pipeline works. Pick a released checkpoint for real results.")
+
+_TIMING_LABELS = {"imagery": "imagery", "load": "load model", "encode": "encode image"}
+
+
+def seconds(value: float | None) -> str:
+    return "reused (cached)" if value is None else f"{value:.2f} s"
+
+
+def timings_line(view: RunView) -> str:
+    """One line per answer: where the time went, 'reused' where a cache answered."""
+    parts = [f"{_TIMING_LABELS.get(k, k)} {seconds(v)}" for k, v in view.run.timings.items()]
+    for answer in view.run.answers:
+        stages = {**answer.timings, **answer.prediction.timings}
+        parts += [f"{_TIMING_LABELS.get(k, k)} {seconds(v)}" for k, v in stages.items()]
+    return "Timings: " + " · ".join(parts)
+
+
+def area_text(view: RunView) -> str:
+    if view.area is not None:
+        regions = len(view.features["features"])
+        return (f"{regions} region{'s' if regions != 1 else ''}, area "
+                f"{view.area['m2']:,.1f} m² ({view.area['ha']:,.4f} ha)")
+    return (f"{int(view.mask.sum()):,} px (the image has no georeferencing, so no area in m²; "
+            f"upload a GeoTIFF or draw on the map for m²/ha)")
+
+
+def summary(view: RunView, is_demo: bool) -> str:
+    """Markdown: found or not, area, model, timings."""
+    first = view.run.answers[0]
+    head = (f"**Target found**: {area_text(view)}." if view.found
+            else f"**{NO_TARGET}** at threshold {view.threshold:.2f}.")
+    model = f"Checkpoint `{first.checkpoint}` ({first.precision})"
+    if is_demo:
+        model += " — demo model, results are not meaningful"
+    return "\n\n".join([head, model + ".", timings_line(view)])
+
+
+def compare_text(view: RunView) -> str:
+    a, b = view.run.answers
+    return (f"**IoU between the two masks: {view.iou:.3f}** at threshold {view.threshold:.2f} "
+            f"(left: `{a.checkpoint}` {a.precision}, right: `{b.checkpoint}` {b.precision}).")
+
+
+def answer_text(view: RunView) -> str:
+    answer = view.run.answers[0].prediction.answer
+    return NO_ANSWER if answer is None else answer

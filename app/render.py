@@ -1,0 +1,101 @@
+"""Pictures of a mask: the coloured overlay for the map, the blended image for the image view
+and the overlay PNG download, and PNG encoding. Pure numpy/PIL/rasterio, no model, so the
+sliders re-render in milliseconds.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from affine import Affine
+from PIL import Image
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+from segearth.geo import GeoImage
+from segearth.geo.raster import lonlat_transformer
+
+MASK_COLOR = (255, 48, 48)
+OUTLINE_COLOR = (0, 229, 255)
+#: Longest side of images sent to the browser: enough for a sharp map overlay, small enough
+#: that a slider move stays a small message.
+MAX_DISPLAY_SIZE = 2048
+WEB_MERCATOR = CRS.from_epsg(3857)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels of `mask` that touch background (4-neighbourhood): a one-pixel boundary."""
+    padded = np.pad(mask, 1, mode="constant")
+    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return mask & ~interior
+
+
+def mask_rgba(mask: np.ndarray) -> np.ndarray:
+    """The mask in MASK_COLOR, transparent elsewhere; its opacity is set by the map."""
+    rgba = np.zeros((*mask.shape, 4), np.uint8)
+    rgba[mask] = (*MASK_COLOR, 255)
+    return rgba
+
+
+def blend(image: np.ndarray, mask: np.ndarray, opacity: float) -> np.ndarray:
+    """The image with the mask tinted at `opacity` and its outline drawn solid."""
+    out = image.astype(np.float32)
+    out[mask] = (1 - opacity) * out[mask] + opacity * np.asarray(MASK_COLOR, np.float32)
+    out[outline(mask)] = OUTLINE_COLOR
+    return out.round().astype(np.uint8)
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def data_url(array: np.ndarray) -> str:
+    """A PNG data URL: the map's overlays travel inside the component's props, no file route."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode("ascii")
+
+
+def _shrink(rgba: np.ndarray, transform: Affine) -> tuple[np.ndarray, Affine]:
+    """At most MAX_DISPLAY_SIZE on the long side (nearest: mask edges stay hard)."""
+    height, width = rgba.shape[:2]
+    scale = MAX_DISPLAY_SIZE / max(height, width)
+    if scale >= 1:
+        return rgba, transform
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(rgba).resize(size, Image.NEAREST))
+    return small, transform * Affine.scale(width / size[0], height / size[1])
+
+
+def map_layer(rgba: np.ndarray, geo: GeoImage) -> dict:
+    """`rgba` (at `geo`'s grid) as a map image layer: {"url", "bounds": [[S, W], [N, E]]}.
+
+    The map is Web Mercator and stretches an image linearly between its corners, so a raster in
+    another CRS (UTM GeoTIFFs) is reprojected first; fetched tiles already are EPSG:3857.
+    """
+    rgba, transform = _shrink(rgba, geo.transform)
+    height, width = rgba.shape[:2]
+    if geo.crs != WEB_MERCATOR:
+        left, top = transform * (0, 0)
+        right, bottom = transform * (width, height)
+        dst_transform, dst_width, dst_height = calculate_default_transform(
+            geo.crs, WEB_MERCATOR, width, height, left=min(left, right), bottom=min(top, bottom),
+            right=max(left, right), top=max(top, bottom))
+        warped = np.zeros((4, dst_height, dst_width), np.uint8)
+        reproject(np.moveaxis(rgba, -1, 0), warped, src_transform=transform, src_crs=geo.crs,
+                  dst_transform=dst_transform, dst_crs=WEB_MERCATOR,
+                  resampling=Resampling.nearest)
+        rgba, transform = np.moveaxis(warped, 0, -1), dst_transform
+        height, width = dst_height, dst_width
+    to_lonlat = lonlat_transformer(WEB_MERCATOR)
+    (west, east), (north, south) = to_lonlat.transform(
+        [transform.c, transform.c + transform.a * width],
+        [transform.f, transform.f + transform.e * height])
+    return {"url": data_url(np.ascontiguousarray(rgba)), "bounds": [[south, west], [north, east]]}
+
+
+def image_rgba(geo: GeoImage) -> np.ndarray:
+    """The image as RGBA, transparent where not valid (nodata, outside a drawn polygon)."""
+    alpha = np.full(geo.shape, 255, np.uint8) if geo.valid is None else geo.valid * np.uint8(255)
+    return np.dstack([geo.image, alpha])

@@ -1,0 +1,95 @@
+/*
+ * The SegEarth map: Leaflet + Leaflet.draw inside a Gradio 6 `gr.HTML` component.
+ *
+ * Map -> Python: the drawn area (one rectangle or polygon) is written to `props.value` as a
+ * GeoJSON geometry string in lon/lat, so it reaches Python as the component's value; a custom
+ * "draw" event says that the user drew something.
+ * Python -> map: the `layers` prop ({image, overlay, outlines, fit}) and the `opacity` prop;
+ * `watch` re-renders them whenever Python changes them, without touching the basemap or the
+ * drawing, so sliders feel instant.
+ *
+ * Loaded from `head=` after leaflet.js and leaflet.draw.js, all served by the app (no CDN).
+ */
+(function () {
+  "use strict";
+
+  const AREA_STYLE = { color: "#ffcc00", weight: 2, fill: false, className: "segearth-area" };
+  const OUTLINE_STYLE = { color: "#00e5ff", weight: 2, fill: false, className: "segearth-outline" };
+
+  function addBasemaps(map, basemaps) {
+    const layers = {};
+    basemaps.forEach(function (b, i) {
+      const layer = L.tileLayer(b.url, {
+        attribution: b.attribution,
+        maxZoom: b.max_zoom,
+        className: "segearth-basemap-" + b.key,
+      });
+      layers[b.name] = layer;
+      if (i === 0) layer.addTo(map);
+    });
+    L.control.layers(layers, null, { collapsed: false, position: "topright" }).addTo(map);
+  }
+
+  function addDrawing(map, props, trigger) {
+    const drawn = new L.FeatureGroup().addTo(map);
+    map.addControl(new L.Control.Draw({
+      position: "topleft",
+      draw: {
+        rectangle: { shapeOptions: AREA_STYLE },
+        polygon: { shapeOptions: AREA_STYLE, allowIntersection: false, showArea: false },
+        polyline: false, circle: false, circlemarker: false, marker: false,
+      },
+      edit: { featureGroup: drawn },
+    }));
+    function publish() {
+      const shapes = drawn.getLayers();
+      props.value = shapes.length ? JSON.stringify(shapes[0].toGeoJSON().geometry) : "";
+      trigger("draw", { drawn: shapes.length > 0 });
+    }
+    map.on(L.Draw.Event.CREATED, function (e) {
+      drawn.clearLayers();  // one area at a time: the model answers about one image
+      drawn.addLayer(e.layer);
+      publish();
+    });
+    map.on(L.Draw.Event.EDITED, publish);
+    map.on(L.Draw.Event.DELETED, publish);
+  }
+
+  function toBounds(b) {
+    return L.latLngBounds(b);
+  }
+
+  function mount(element, props, trigger, watch) {
+    const container = element.querySelector(".segearth-map");
+    const map = L.map(container).setView(props.view.center, props.view.zoom);
+    addBasemaps(map, props.basemaps);
+    addDrawing(map, props, trigger);
+
+    const results = L.layerGroup().addTo(map);
+    let overlay = null;
+    function render() {
+      const spec = props.layers || {};
+      results.clearLayers();
+      overlay = null;
+      if (spec.image) {
+        L.imageOverlay(spec.image.url, toBounds(spec.image.bounds),
+          { className: "segearth-image" }).addTo(results);
+      }
+      if (spec.overlay) {
+        overlay = L.imageOverlay(spec.overlay.url, toBounds(spec.overlay.bounds),
+          { className: "segearth-overlay", opacity: props.opacity }).addTo(results);
+      }
+      if (spec.outlines) {
+        L.geoJSON(spec.outlines, { style: OUTLINE_STYLE }).addTo(results);
+      }
+      if (spec.fit) map.fitBounds(toBounds(spec.fit));
+    }
+    watch("layers", render);
+    watch("opacity", function () { if (overlay) overlay.setOpacity(props.opacity); });
+    render();
+    // The map may mount inside a hidden tab: re-measure whenever the container's size changes.
+    new ResizeObserver(function () { map.invalidateSize(); }).observe(container);
+  }
+
+  window.SegEarthMap = { mount: mount };
+})();

@@ -1,0 +1,106 @@
+"""The page: layout and event wiring. What each event does lives in `handlers`."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from . import messages, static_files
+from .config import EXAMPLES_DIR, PRECISIONS, AppConfig
+from .handlers import SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Handlers, Preview, Shown
+from .map_view import MapView, basemap
+
+UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
+INTRO = (
+    "# SegEarth-R1: ask about a place\n"
+    "Draw a rectangle or polygon on the map (or upload an aerial image or GeoTIFF), ask an "
+    "implicit question, and get the region as a mask with a short answer.")
+CSS = "#summary p { margin: 0.3em 0; }"
+#: Options for `launch` (Gradio 6 takes the theme and CSS there, not in Blocks).
+LAUNCH_OPTIONS: dict[str, Any] = {"theme": gr.themes.Default(), "css": CSS}
+
+
+def build_app(config: AppConfig | None = None, handlers: Handlers | None = None) -> gr.Blocks:
+    """The Gradio app, queued: one model run at a time, slider re-renders alongside."""
+    config = config or AppConfig.from_env()
+    h = handlers or Handlers(config)
+    static_files.register(EXAMPLES_DIR)
+    precisions = [(label, key) for key, label in PRECISIONS.items()]
+    checkpoints = [(label, value) for label, value in config.checkpoints.items()]
+    lat, lon, zoom = config.map_view
+
+    with gr.Blocks(title="SegEarth-R1", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        banner = gr.Markdown(messages.DEMO_BANNER, visible=config.is_demo(config.checkpoint),
+                             elem_id="demo-banner")
+        run_state = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Tabs(selected=TAB_MAP) as tabs:
+                    with gr.Tab("Map", id=TAB_MAP):
+                        map_view = MapView(
+                            basemaps=[basemap("satellite", "Satellite", config.satellite),
+                                      basemap("street", "Street map", config.street)],
+                            view={"center": [lat, lon], "zoom": zoom}, elem_id="map")
+                    with gr.Tab("Image", id=TAB_IMAGE):
+                        image_view = gr.Image(label="Image", type="numpy", interactive=False,
+                                              elem_id="image-view")
+                examples = gr.Gallery(
+                    [(str(e.image), e.question) for e in h.examples], label="Examples (click one)",
+                    columns=len(h.examples), height=200, allow_preview=False, elem_id="examples")
+            with gr.Column(scale=2):
+                upload = gr.File(label="Upload an image or GeoTIFF", file_types=UPLOAD_TYPES,
+                                 elem_id="upload")
+                source = gr.Radio([("Area drawn on the map", SOURCE_MAP),
+                                   ("Uploaded file", SOURCE_UPLOAD)], value=SOURCE_MAP,
+                                  label="Image source", elem_id="source")
+                question = gr.Textbox(label="Question", lines=2, elem_id="question",
+                                      placeholder="If an earthquake struck, where could residents "
+                                                  "gather safely?")
+                run_button = gr.Button("Run", variant="primary", elem_id="run")
+                answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
+                summary = gr.Markdown(elem_id="summary")
+                threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
+                                      elem_id="threshold")
+                opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity",
+                                    elem_id="opacity")
+                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,
+                                    elem_id="downloads")
+                with gr.Accordion("Model", open=False):
+                    checkpoint = gr.Dropdown(checkpoints, value=config.checkpoint,
+                                             allow_custom_value=True, label="Checkpoint (or a "
+                                             "local folder / hub id)", elem_id="checkpoint")
+                    precision = gr.Dropdown(precisions, value=config.precision, label="Precision",
+                                            elem_id="precision")
+                    compare = gr.Checkbox(label="Compare with a second checkpoint or precision",
+                                          elem_id="compare")
+                    checkpoint_b = gr.Dropdown(checkpoints, value=config.checkpoint,
+                                               allow_custom_value=True, label="Second checkpoint",
+                                               visible=False, elem_id="checkpoint-b")
+                    precision_b = gr.Dropdown(precisions, value=config.precision,
+                                              label="Second precision", visible=False,
+                                              elem_id="precision-b")
+        with gr.Column(visible=False) as compare_panel:
+            with gr.Row():
+                compare_left = gr.Image(label="First", interactive=False, elem_id="compare-left")
+                compare_right = gr.Image(label="Second", interactive=False,
+                                         elem_id="compare-right")
+            compare_text = gr.Markdown(elem_id="compare-text")
+
+        shown = Shown(run_state, map_view, image_view, tabs, answer, summary, downloads,
+                      compare_panel, compare_left, compare_right, compare_text)
+        preview = Preview(map_view, image_view, tabs, source)
+
+        gr.on([run_button.click, question.submit], h.run, api_name="run",
+              inputs=[source, map_view, upload, question, checkpoint, precision, compare,
+                      checkpoint_b, precision_b, threshold, opacity], outputs=list(shown))
+        gr.on([threshold.release, opacity.release], h.show, api_name="render",
+              inputs=[run_state, threshold, opacity], outputs=list(shown),
+              concurrency_id="render", concurrency_limit=4)
+        upload.change(h.preview, upload, list(preview), api_name="preview")
+        map_view.draw(h.drew, None, source, api_name=False)
+        examples.select(h.pick_example, None, [upload, question], api_name=False)
+        checkpoint.change(h.banner, checkpoint, banner, api_name=False)
+        compare.change(lambda on: (gr.update(visible=on),) * 2, compare,
+                       [checkpoint_b, precision_b], api_name=False)
+    return demo.queue(default_concurrency_limit=1)
