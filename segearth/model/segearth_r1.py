@@ -103,7 +103,8 @@ class SegEarthR1(nn.Module):
 
     def describe(self, states: torch.Tensor, mask: torch.Tensor, res5: torch.Tensor) -> torch.Tensor:
         """Description hidden states (B, R, D) -> the decoder query (B, 1, d)."""
-        return self.d_projector(states, mask, res5.to(states.dtype)).to(res5.dtype)
+        dtype = next(self.d_projector.parameters()).dtype
+        return self.d_projector(states.to(dtype), mask, res5.to(dtype))
 
     def decode(self, description: torch.Tensor, image: ImageFeatures) -> MaskOutput:
         """The description query (B, 1, d) against the image features -> mask logits."""
