@@ -25,6 +25,11 @@ def sample_iou(intersection: int, union: int) -> float:
     return 1.0 if union == 0 else intersection / (union + 1e-5)
 
 
+def precision_at(ious: np.ndarray, threshold: float) -> float:
+    """P@X: the share of IoUs strictly above ``threshold`` (an IoU equal to X does not count)."""
+    return float((np.asarray(ious) > threshold).mean())
+
+
 @dataclass
 class SegmentationMetrics:
     """Accumulates samples; `summary()` gives the paper's numbers."""
@@ -51,6 +56,6 @@ class SegmentationMetrics:
             "cIoU": float(sum(self.intersections) / (sum(self.unions) + 1e-10)),
         }
         for x in PRECISION_THRESHOLDS:
-            out[f"P@{x}"] = float((ious > x).mean())
+            out[f"P@{x}"] = precision_at(ious, x)
         out["count"] = len(ious)
         return out
