@@ -13,8 +13,13 @@ import numpy as np
 from .raster import GeoImage, RasterFile, read_raster
 from .tiled import predict_tiled
 from .tiles import Area, TileSource, fetch_area
-from .vectors import (Georeferenced, mask_to_features, write_geojson, write_image_geotiff,
-                      write_mask_geotiff)
+from .vectors import (
+    Georeferenced,
+    mask_to_features,
+    write_geojson,
+    write_image_geotiff,
+    write_mask_geotiff,
+)
 
 #: Long side to which the single-resize mode decimates a big raster on read: the model sees
 #: 1024 px anyway, and this keeps a huge GeoTIFF from being loaded whole.

@@ -56,8 +56,8 @@ def lonlat_transformer(crs: CRS, what: str = "the raster") -> Transformer:
     except (CRSError, ProjError) as exc:
         name = crs.to_string() if hasattr(crs, "to_string") else str(crs)
         raise GeoError(
-            f"{what} has a coordinate reference system that cannot be related to longitude/latitude "
-            f"({name[:120]}). Reproject it to a known CRS first (for example "
+            f"{what} has a coordinate reference system that cannot be related to "
+            f"longitude/latitude ({name[:120]}). Reproject it to a known CRS first (for example "
             f"`gdalwarp -t_srs EPSG:4326 in.tif out.tif`), or remove its georeferencing to use it "
             f"as a plain image.") from exc
 
@@ -228,7 +228,7 @@ class RasterFile:
     def close(self) -> None:
         self._ds.close()
 
-    def __enter__(self) -> "RasterFile":
+    def __enter__(self) -> RasterFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

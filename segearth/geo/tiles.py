@@ -12,10 +12,10 @@ import io
 import math
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Union
 from urllib.parse import urlsplit
 
 import mercantile
@@ -30,10 +30,11 @@ from rasterio.features import geometry_mask
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import GeoError
+from .atomic import atomic_path
 from .raster import GeoImage, ground_resolution
 
 #: (west, south, east, north) in degrees, or a shapely (Multi)Polygon in lon/lat.
-Area = Union[tuple[float, float, float, float], BaseGeometry]
+Area = tuple[float, float, float, float] | BaseGeometry
 
 #: Coarsest zoom still worth segmenting (~38 m/px at the equator); an area that needs more tiles
 #: than the cap even here is too big to fetch.
@@ -60,7 +61,7 @@ class TileSource:
                            f"placeholders, e.g. https://tiles.example.com/{{z}}/{{x}}/{{y}}.png")
 
     @classmethod
-    def default(cls) -> "TileSource":
+    def default(cls) -> TileSource:
         """Esri World Imagery (via xyzservices, which keeps its URL and attribution current)."""
         import xyzservices.providers as xyz
 
@@ -69,7 +70,7 @@ class TileSource:
                    max_zoom=int(provider.get("max_zoom") or 19), name=provider.name)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "TileSource":
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> TileSource:
         """``SEGEARTH_TILE_URL`` (+ ``SEGEARTH_TILE_ATTRIBUTION``, ``SEGEARTH_TILE_MAX_ZOOM``)
         if set, else the default."""
         url = environ.get("SEGEARTH_TILE_URL", "").strip()
@@ -144,6 +145,7 @@ def _tile_range(bbox: tuple[float, float, float, float], zoom: int) -> tuple[mer
 def choose_zoom(bbox: tuple[float, float, float, float], max_zoom: int, max_tiles: int,
                 min_zoom: int = MIN_USEFUL_ZOOM) -> int:
     """The finest zoom in min_zoom..max_zoom whose tiles covering bbox number <= max_tiles."""
+    min_zoom = min(min_zoom, max_zoom)  # a server that stops early: its finest is all there is
     for zoom in range(max_zoom, min_zoom - 1, -1):
         ul, lr = _tile_range(bbox, zoom)
         if (lr.x - ul.x + 1) * (lr.y - ul.y + 1) <= max_tiles:
@@ -173,11 +175,8 @@ class _TileCache:
         return path.read_bytes() if path.is_file() else None
 
     def put(self, tile: mercantile.Tile, content: bytes) -> None:
-        path = self._path(tile)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(content)}.tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        with atomic_path(self._path(tile)) as tmp:
+            tmp.write_bytes(content)
 
 
 def _decode(content: bytes, source: TileSource, tile: mercantile.Tile,

@@ -8,13 +8,9 @@ factor away from its central meridian.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -25,27 +21,12 @@ from rasterio.features import shapes
 from shapely.geometry import mapping, shape
 
 from ..errors import GeoError
+from .atomic import atomic_path
 from .raster import GeoImage, RasterFile, lonlat_transformer
 
 #: Anything that says where pixels lie: a GeoImage, or an open RasterFile in the tiled mode.
-Georeferenced = Union[GeoImage, RasterFile]
+Georeferenced = GeoImage | RasterFile
 _GEOD = Geod(ellps="WGS84")
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path in the destination folder, renamed onto ``path`` only on success (a
-    rename within one folder is atomic); on failure it is removed and ``path`` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _size(geo: Georeferenced) -> tuple[int, int]:
@@ -91,7 +72,8 @@ def mask_to_features(mask: np.ndarray, geo: Georeferenced, properties: dict[str,
     total = sum(r[0] for r in regions)
     return {"type": "FeatureCollection", "features": features,
             "properties": {**properties, "feature_count": len(features),
-                           "total_area_m2": round(total, 2), "total_area_ha": round(total / 1e4, 6)}}
+                           "total_area_m2": round(total, 2),
+                           "total_area_ha": round(total / 1e4, 6)}}
 
 
 def _json_value(value: Any) -> Any:
@@ -143,6 +125,7 @@ def write_mask_geotiff(mask: np.ndarray, geo: Georeferenced, path: str | Path,
     return _write_geotiff((mask.astype(np.uint8) * 255)[None], geo, path, tags, "minisblack")
 
 
-def write_image_geotiff(geo: GeoImage, path: str | Path, tags: dict[str, Any] | None = None) -> Path:
+def write_image_geotiff(geo: GeoImage, path: str | Path,
+                        tags: dict[str, Any] | None = None) -> Path:
     """The RGB imagery itself (e.g. the fetched tiles), to lay under the mask in QGIS."""
     return _write_geotiff(np.moveaxis(geo.image, -1, 0), geo, path, tags, "rgb")

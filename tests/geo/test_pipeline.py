@@ -60,15 +60,19 @@ def test_area_gives_mask_geotiff_geojson_and_imagery_at_the_right_place(tile_ser
     assert np.array_equal(mask, red)
 
 
-def test_polygon_area_clips_outputs_to_the_polygon(tile_server, tmp_path):
+def test_polygon_area_from_the_env_tile_server_clips_outputs_to_the_polygon(
+        tile_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGEARTH_TILE_URL", tile_server.url("ok"))
+    monkeypatch.setenv("SEGEARTH_TILE_ATTRIBUTION", "Env tiles")
+    monkeypatch.setenv("SEGEARTH_TILE_MAX_ZOOM", "18")
     west, south, east, north = RED_BOX
     left_half = (west + east) / 2
     polygon = Polygon([(AREA[0], AREA[1]), (left_half, AREA[1]), (left_half, AREA[3]),
                        (AREA[0], AREA[3])])
-    out = predict_geo(RedPredictor(), polygon, QUESTION, tmp_path,
-                      tile_source=loopback(tile_server), max_tiles=16)
-    feature = json.loads(out["geojson"].read_text())["features"][0]
-    bounds = shape(feature["geometry"]).bounds
+    out = predict_geo(RedPredictor(), polygon, QUESTION, tmp_path, max_tiles=16)
+    fc = json.loads(out["geojson"].read_text())
+    assert fc["properties"]["attribution"] == "Env tiles"
+    bounds = shape(fc["features"][0]["geometry"]).bounds
     assert bounds[0] == pytest.approx(west, abs=5e-5)
     assert bounds[2] == pytest.approx(left_half, abs=5e-5)
 
