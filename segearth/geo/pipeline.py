@@ -4,6 +4,7 @@ where the imagery came from.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +53,18 @@ class _BestAnswer:
         return prediction.probability
 
 
+def _segment(predictor: PredictorLike, grid: Georeferenced, question: str, threshold: float,
+             tiled: bool, window: int, overlap: int) -> tuple[np.ndarray, str | None, dict]:
+    """(mask, answer, provenance) at the grid's own size."""
+    if tiled:
+        best = _BestAnswer(predictor, question, threshold)
+        probability = predict_tiled(best, grid, window, overlap)
+        return probability >= threshold, best.answer, best.provenance
+    predictor.set_image(grid.image)
+    prediction = predictor.predict(question, threshold=threshold)
+    return prediction.mask, prediction.answer, prediction.provenance
+
+
 def _properties(question: str, answer: str | None, checkpoint: str | None,
                 source: dict[str, Any], tiled: bool, threshold: float) -> dict[str, Any]:
     props: dict[str, Any] = {
@@ -80,28 +93,21 @@ def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, 
     written, and each write is atomic, so a failure leaves no partial output.
     """
     is_path = isinstance(source, (str, Path))
-    stem = name or (Path(source).stem if is_path else "area")
     fetched = not is_path and not isinstance(source, GeoImage)
-    raster: RasterFile | None = None
-    if is_path and tiled:
-        raster = RasterFile(source, bands)
-    elif is_path:
-        geo = read_raster(source, bands, max_size=SINGLE_PASS_MAX_SIZE)
-    elif fetched:
-        geo = fetch_area(source, tile_source or TileSource.from_env(), max_tiles=max_tiles,
-                         cache_dir=cache_dir)
-    else:
-        geo = source
-    try:
-        grid: Georeferenced = raster if raster is not None else geo
-        if tiled:
-            best = _BestAnswer(predictor, question, threshold)
-            probability = predict_tiled(best, grid, window, overlap)
-            mask, answer, provenance = probability >= threshold, best.answer, best.provenance
+    stem = name or (Path(source).stem if is_path else "area")
+    with ExitStack() as stack:
+        grid: Georeferenced
+        if is_path and tiled:
+            grid = stack.enter_context(RasterFile(source, bands))  # read window by window
+        elif is_path:
+            grid = read_raster(source, bands, max_size=SINGLE_PASS_MAX_SIZE)
+        elif fetched:
+            grid = fetch_area(source, tile_source or TileSource.from_env(), max_tiles=max_tiles,
+                              cache_dir=cache_dir)
         else:
-            predictor.set_image(geo.image)
-            prediction = predictor.predict(question, threshold=threshold)
-            mask, answer, provenance = prediction.mask, prediction.answer, prediction.provenance
+            grid = source
+        mask, answer, provenance = _segment(predictor, grid, question, threshold, tiled,
+                                            window, overlap)
         props = _properties(question, answer, checkpoint_name or provenance.get("checkpoint"),
                             grid.source, tiled, threshold)
         georeferenced = grid.crs is not None and grid.transform is not None
@@ -114,9 +120,6 @@ def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, 
             written["geojson"] = write_geojson(features, out_dir / f"{stem}_mask.geojson")
         if fetched:
             written["image_geotiff"] = write_image_geotiff(
-                geo, out_dir / f"{stem}_image.tif",
-                tags={"attribution": geo.source["attribution"], "zoom": geo.source["zoom"]})
+                grid, out_dir / f"{stem}_image.tif",
+                tags={"attribution": grid.source["attribution"], "zoom": grid.source["zoom"]})
         return written
-    finally:
-        if raster is not None:
-            raster.close()
