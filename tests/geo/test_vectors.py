@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +15,11 @@ from shapely.geometry import shape
 
 from segearth.errors import GeoError
 from segearth.geo import vectors
-from segearth.geo.raster import GeoImage
+from segearth.geo.raster import GeoImage, read_raster
 from segearth.geo.vectors import mask_to_features, write_geojson, write_mask_geotiff
 
+SWISSIMAGE = (Path(__file__).resolve().parents[3] / "shared" / "samples" / "detectree_swissimage"
+              / "original")
 PROPS = {"question": "Where is the square?", "answer": "Here.", "checkpoint": "test",
          "imagery": "synthetic", "time_utc": "2026-01-01T00:00:00+00:00"}
 
@@ -58,6 +61,31 @@ def test_utm_square_lands_at_its_lonlat_with_its_geodesic_area(tmp_path):
         data = src.read(1)
         assert src.tags()["question"] == "q?"
     assert np.array_equal(data, mask.astype(np.uint8) * 255)
+
+
+@pytest.mark.skipif(not SWISSIMAGE.is_dir(), reason="shared samples not mounted")
+def test_real_swissimage_tree_mask_in_lv95(tmp_path):
+    """A real SWISSIMAGE tile (EPSG:2056, 0.5 m) with its tree mask: polygons in Switzerland with
+    the pixel-count area, mask GeoTIFF on the image's own grid."""
+    geo = read_raster(SWISSIMAGE / "img" / "1091-322_05.tif")
+    with rasterio.open(SWISSIMAGE / "response_img" / "1091-322_05.tif") as src:
+        trees = src.read(1) == 1
+    assert geo.crs.to_epsg() == 2056 and geo.shape == trees.shape
+    fc = mask_to_features(trees, geo, PROPS)
+    assert fc["properties"]["total_area_m2"] == pytest.approx(trees.sum() * 0.25, rel=0.01)
+    to_lonlat = Transformer.from_crs(geo.crs, "EPSG:4326", always_xy=True)
+    height, width = geo.shape
+    corners = [geo.transform @ corner for corner in ((0, 0), (width, 0), (0, height),
+                                                      (width, height))]
+    lons, lats = to_lonlat.transform(*zip(*corners))  # LV95 is turned against lon/lat
+    west, east, south, north = min(lons), max(lons), min(lats), max(lats)
+    assert 5.9 < west < east < 10.5 and 45.8 < south < north < 47.9  # Switzerland
+    for feature in fc["features"]:
+        x0, y0, x1, y1 = shape(feature["geometry"]).bounds
+        assert west - 1e-6 <= x0 <= x1 <= east + 1e-6 and south - 1e-6 <= y0 <= y1 <= north + 1e-6
+    with rasterio.open(write_mask_geotiff(trees, geo, tmp_path / "trees.tif")) as src:
+        assert src.crs == geo.crs and src.transform == geo.transform
+        assert np.array_equal(src.read(1) == 255, trees)
 
 
 def test_web_mercator_area_is_geodesic_not_planar():
