@@ -1,4 +1,5 @@
 """Dataset readers (EarthReason, RRSIS-D, RefSegRS, user folders) and the synthetic generator."""
+
 from .earthreason import read_earthreason
 from .folder import read_folder
 from .pairs import expand_question_pairs

@@ -4,6 +4,7 @@ The authors' loader sorts the three folders independently and pairs them by inde
 missing or extra file shifts every later pair onto the wrong mask without a word. Pairing by
 file stem gives the same pairs on the released data and fails loudly on anything else.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,15 +26,61 @@ QA_SUFFIXES = (".json",)
 #: ``image_001`` do not invent a category.
 KNOWN_SCENE_CATEGORIES = frozenset(
     {
-        "airport", "apartment", "apron", "bare land", "baseball field", "basketball court",
-        "beach", "bridge", "cemetery", "church", "commercial area", "dam", "desert",
-        "detached house", "dry field", "farmland", "football field", "forest", "golf course",
-        "greenhouse", "ground track field", "helipad", "ice land", "intersection", "island",
-        "lake", "meadow", "mine", "mobile home park", "oil field", "orchard", "paddy field",
-        "parking lot", "pier", "pond", "quarry", "railway", "river", "road", "rock land",
-        "roundabout", "runway", "solar power plant", "sparse shrub land", "stadium",
-        "storage tank", "substation", "swimming pool", "tennis court", "terraced field",
-        "train station", "viaduct", "wastewater plant", "wind turbine", "works",
+        "airport",
+        "apartment",
+        "apron",
+        "bare land",
+        "baseball field",
+        "basketball court",
+        "beach",
+        "bridge",
+        "cemetery",
+        "church",
+        "commercial area",
+        "dam",
+        "desert",
+        "detached house",
+        "dry field",
+        "farmland",
+        "football field",
+        "forest",
+        "golf course",
+        "greenhouse",
+        "ground track field",
+        "helipad",
+        "ice land",
+        "intersection",
+        "island",
+        "lake",
+        "meadow",
+        "mine",
+        "mobile home park",
+        "oil field",
+        "orchard",
+        "paddy field",
+        "parking lot",
+        "pier",
+        "pond",
+        "quarry",
+        "railway",
+        "river",
+        "road",
+        "rock land",
+        "roundabout",
+        "runway",
+        "solar power plant",
+        "sparse shrub land",
+        "stadium",
+        "storage tank",
+        "substation",
+        "swimming pool",
+        "tennis court",
+        "terraced field",
+        "train station",
+        "viaduct",
+        "wastewater plant",
+        "wind turbine",
+        "works",
     }
 )
 
@@ -47,7 +94,7 @@ FOLDER_LAYOUT = (
 
 
 def category_from_stem(stem: str) -> str | None:
-    """The scene category a file name carries (``lake_12`` -> ``lake``), or None if it names none."""
+    """The scene category a file name carries (``lake_12`` -> ``lake``), else None."""
     match = _NAME_WITH_NUMBER.match(stem.lower())
     if match is None:
         return None
@@ -133,7 +180,9 @@ def read_qa_file(path: Path) -> tuple[list[str], list[str], str | None]:
         raise InputError(f"{path} must hold a JSON object with 'questions' and 'answer'.")
     questions = _string_list(data.get("questions"), path, "questions")
     if not questions:
-        raise InputError(f"{path} has no question: 'questions' must be a non-empty list of strings.")
+        raise InputError(
+            f"{path} has no question: 'questions' must be a non-empty list of strings."
+        )
     answers = _string_list(data.get("answer", []), path, "answer")
     category = data.get("category")
     return questions, answers, category if isinstance(category, str) and category else None
@@ -168,7 +217,10 @@ def _require_same_stems(
 ) -> None:
     problems = []
     for folder, files in others.items():
-        for missing_in, stems in ((folder, images.keys() - files), ("images", files.keys() - images)):
+        for missing_in, stems in (
+            (folder, images.keys() - files),
+            ("images", files.keys() - images),
+        ):
             if stems:
                 shown = ", ".join(sorted(stems)[:5]) + (" ..." if len(stems) > 5 else "")
                 problems.append(f"{len(stems)} stem(s) have no file in {missing_in}/: {shown}")

@@ -1,4 +1,5 @@
 """A user's own folder in the EarthReason layout, with or without ground-truth labels."""
+
 from __future__ import annotations
 
 from pathlib import Path

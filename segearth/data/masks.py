@@ -3,6 +3,7 @@
 Readers hand these functions to ``Sample.mask_loader`` through ``functools.partial`` (not a
 lambda) so that samples stay picklable for data-loader worker processes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,9 @@ def read_grey_label(path: Path) -> np.ndarray:
                 image = image.convert("L")
             return np.asarray(image)
     except (OSError, SyntaxError) as error:
-        raise InputError(f"Cannot read the label image {path}: {error}. Replace or remove it.") from error
+        raise InputError(
+            f"Cannot read the label image {path}: {error}. Replace or remove it."
+        ) from error
 
 
 def image_size(path: Path) -> tuple[int, int]:

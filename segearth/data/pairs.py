@@ -1,4 +1,5 @@
 """Turning one multi-phrasing Sample into one Sample per (question, answer) pair."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,5 +1,6 @@
 """RefSegRS reader: ``output_phrase_{split}.txt`` lines ``<id> <phrase>``, ``images/<id>.tif``
 and ``masks/<id>.tif`` (255 = target)."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """One entry point for every dataset layout: ``load_dataset(name, root, split)``."""
+
 from __future__ import annotations
 
 from pathlib import Path

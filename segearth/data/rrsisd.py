@@ -6,6 +6,7 @@ Each ref names one annotation (``ann_id``) and one image (``image_id``); its fir
 the size ``instances.json`` gives the image (800x800 for every RRSIS-D image, which the authors
 hard-code).
 """
+
 from __future__ import annotations
 
 import json

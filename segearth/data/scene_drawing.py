@@ -9,8 +9,10 @@ Why features look the way they do: the synthetic set exists so that a tiny model
 question -> region mapping in minutes on a CPU, so each category has its own colour, texture
 and shape (blue water, red track ring, white greenhouse rows, ...) rather than photo realism.
 """
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import cv2
@@ -42,7 +44,9 @@ def jitter(colour: Colour, rng: Rng, amount: int = 12) -> Colour:
     return tuple(int(value) for value in shifted)
 
 
-def paint(image: np.ndarray, mask: np.ndarray, colour: Colour, rng: Rng, grain: float = 6.0) -> None:
+def paint(
+    image: np.ndarray, mask: np.ndarray, colour: Colour, rng: Rng, grain: float = 6.0
+) -> None:
     """Fill the mask with the colour plus per-pixel grain (sensor-noise look)."""
     count = int(mask.sum())
     noise = rng.standard_normal((count, 1), dtype=np.float32) * grain
@@ -55,18 +59,29 @@ def polygon_mask(shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
+def axes(angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors along and across a feature turned by ``angle`` (radians, image axes)."""
+    return np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+
+
 def rotated_rect(cx: float, cy: float, length: float, width: float, angle: float) -> np.ndarray:
     """Corners of a rectangle centred at (cx, cy) whose long side points along ``angle``."""
-    along = np.array([np.cos(angle), np.sin(angle)]) * length / 2
-    across = np.array([-np.sin(angle), np.cos(angle)]) * width / 2
+    along, across = axes(angle)
+    along, across = along * length / 2, across * width / 2
     centre = np.array([cx, cy])
-    return np.array([centre - along - across, centre + along - across,
-                     centre + along + across, centre - along + across])
+    return np.array(
+        [
+            centre - along - across,
+            centre + along - across,
+            centre + along + across,
+            centre - along + across,
+        ]
+    )
 
 
 def obround(cx: float, cy: float, straight: float, radius: float, angle: float) -> np.ndarray:
     """Outline of a running-track shape: two half circles joined by straights."""
-    direction = np.array([np.cos(angle), np.sin(angle)])
+    direction = axes(angle)[0]
     points = []
     for sign, start in ((1, -90), (-1, 90)):
         centre = np.array([cx, cy]) + sign * direction * straight / 2
@@ -94,9 +109,51 @@ def place(image: np.ndarray, rng: Rng, margin: float = 0.25) -> tuple[float, flo
     return cx, cy, float(min(height, width))
 
 
-def lines(layer: np.ndarray, segments: list[tuple[np.ndarray, np.ndarray]], colour: Colour, thickness: int = 1) -> None:
+@dataclass(frozen=True)
+class Footprint:
+    """Where a rectangular feature lies: centre, turn, size in pixels and covered pixels."""
+
+    centre: np.ndarray
+    angle: float
+    length: float
+    width: float
+    unit: float
+    mask: np.ndarray
+
+    @property
+    def axes(self) -> tuple[np.ndarray, np.ndarray]:
+        return axes(self.angle)
+
+
+def place_rect(
+    image: np.ndarray,
+    rng: Rng,
+    length: tuple[float, float],
+    width: tuple[float, float],
+    margin: float = 0.25,
+) -> Footprint:
+    """A randomly placed and turned rectangle; sizes are ranges in units of the shorter side."""
+    cx, cy, unit = place(image, rng, margin)
+    angle = rng.uniform(0, np.pi)
+    size = rng.uniform(*length) * unit, rng.uniform(*width) * unit
+    mask = polygon_mask(image.shape, rotated_rect(cx, cy, *size, angle))
+    return Footprint(np.array([cx, cy]), angle, *size, unit, mask)
+
+
+def lines(
+    layer: np.ndarray,
+    segments: list[tuple[np.ndarray, np.ndarray]],
+    colour: Colour,
+    thickness: int = 1,
+) -> None:
     for start, end in segments:
-        cv2.line(layer, tuple(int(v) for v in np.round(start)), tuple(int(v) for v in np.round(end)), colour, thickness)
+        cv2.line(
+            layer,
+            tuple(int(v) for v in np.round(start)),
+            tuple(int(v) for v in np.round(end)),
+            colour,
+            thickness,
+        )
 
 
 def outline(layer: np.ndarray, points: np.ndarray, colour: Colour, thickness: int = 1) -> None:
@@ -124,7 +181,7 @@ def draw_background(height: int, width: int, rng: Rng) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-# --- water -----------------------------------------------------------------------------------------
+# --- water ---------------------------------------------------------------------------------------
 
 
 def _river_course(image: np.ndarray, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
@@ -139,14 +196,16 @@ def _river_course(image: np.ndarray, rng: Rng) -> tuple[np.ndarray, np.ndarray]:
     else:  # north -> south
         points = np.stack([offset * width, t * height], axis=1)
     base = rng.uniform(0.035, 0.055) * unit
-    half_widths = base * (1 + 0.25 * np.sin(2 * np.pi * (t * rng.uniform(1, 2) + rng.uniform(0, 1))))
+    half_widths = base * (
+        1 + 0.25 * np.sin(2 * np.pi * (t * rng.uniform(1, 2) + rng.uniform(0, 1)))
+    )
     return points, half_widths
 
 
 def _paint_river(image: np.ndarray, rng: Rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     points, half_widths = _river_course(image, rng)
     mask = np.zeros(image.shape[:2], np.uint8)
-    for (a, b, r) in zip(points[:-1], points[1:], half_widths[:-1]):
+    for a, b, r in zip(points[:-1], points[1:], half_widths[:-1]):
         cv2.line(mask, tuple(int(v) for v in a), tuple(int(v) for v in b), 1, max(2, int(2 * r)))
     mask = mask.astype(bool)
     paint(image, mask, jitter(WATER, rng), rng, grain=4)
@@ -213,23 +272,25 @@ def draw_bridge(image: np.ndarray, rng: Rng) -> np.ndarray:
 
 def draw_runway(image: np.ndarray, rng: Rng) -> np.ndarray:
     """A long grey strip with a dashed centre line and threshold bars at both ends."""
-    cx, cy, unit = place(image, rng, margin=0.4)
-    angle = rng.uniform(0, np.pi)
-    length, width = rng.uniform(0.75, 0.9) * unit, rng.uniform(0.07, 0.09) * unit
-    strip = rotated_rect(cx, cy, length, width, angle)
-    mask = polygon_mask(image.shape, strip)
+    strip = place_rect(image, rng, (0.75, 0.9), (0.07, 0.09), margin=0.4)
     layer = image.copy()
-    paint(layer, mask, jitter((145, 145, 145), rng, 8), rng, grain=4)
-    along = np.array([np.cos(angle), np.sin(angle)])
-    across = np.array([-np.sin(angle), np.cos(angle)])
-    centre = np.array([cx, cy])
-    dashes = [(centre + along * s, centre + along * (s + 0.03 * unit))
-              for s in np.arange(-0.36, 0.33, 0.06) * unit]
-    bars = [(centre + sign * along * 0.42 * length + across * o,
-             centre + sign * along * 0.47 * length + across * o)
-            for sign in (-1, 1) for o in np.linspace(-0.35, 0.35, 5) * width]
+    paint(layer, strip.mask, jitter((145, 145, 145), rng, 8), rng, grain=4)
+    along, across = strip.axes
+    centre, length, unit = strip.centre, strip.length, strip.unit
+    dashes = [
+        (centre + along * s, centre + along * (s + 0.03 * unit))
+        for s in np.arange(-0.36, 0.33, 0.06) * unit
+    ]
+    bars = [
+        (
+            centre + sign * along * 0.42 * length + across * o,
+            centre + sign * along * 0.47 * length + across * o,
+        )
+        for sign in (-1, 1)
+        for o in np.linspace(-0.35, 0.35, 5) * strip.width
+    ]
     lines(layer, dashes + bars, WHITE, 1)
-    return commit(image, layer, mask)
+    return commit(image, layer, strip.mask)
 
 
 def draw_road(image: np.ndarray, rng: Rng) -> np.ndarray:
@@ -255,25 +316,24 @@ def draw_road(image: np.ndarray, rng: Rng) -> np.ndarray:
 
 def draw_parking_lot(image: np.ndarray, rng: Rng) -> np.ndarray:
     """A grey lot with white stall lines and rows of coloured cars."""
-    cx, cy, unit = place(image, rng)
-    angle = rng.uniform(0, np.pi)
-    length, width = rng.uniform(0.24, 0.3) * unit, rng.uniform(0.15, 0.2) * unit
-    lot = rotated_rect(cx, cy, length, width, angle)
-    mask = polygon_mask(image.shape, lot)
+    lot = place_rect(image, rng, (0.24, 0.3), (0.15, 0.2))
     layer = image.copy()
-    paint(layer, mask, jitter((115, 115, 120), rng, 6), rng, grain=3)
-    along = np.array([np.cos(angle), np.sin(angle)])
-    across = np.array([-np.sin(angle), np.cos(angle)])
-    stall = 0.028 * unit
+    paint(layer, lot.mask, jitter((115, 115, 120), rng, 6), rng, grain=3)
+    along, across = lot.axes
+    stall, width = 0.028 * lot.unit, lot.width
     for row in (-0.25, 0.25):
-        row_centre = np.array([cx, cy]) + across * row * width
-        for s in np.arange(-length / 2 + stall, length / 2 - stall / 2, stall):
+        row_centre = lot.centre + across * row * width
+        for s in np.arange(-lot.length / 2 + stall, lot.length / 2 - stall / 2, stall):
             start = row_centre + along * s
             lines(layer, [(start - across * 0.2 * width, start + across * 0.2 * width)], WHITE)
             if rng.random() < 0.65:
-                car = rotated_rect(*(start + along * stall / 2), 0.3 * width, stall * 0.6, angle + np.pi / 2)
-                cv2.fillPoly(layer, [np.round(car).astype(np.int32)], jitter((128, 128, 128), rng, 110))
-    return commit(image, layer, mask)
+                car = rotated_rect(
+                    *(start + along * stall / 2), 0.3 * width, stall * 0.6, lot.angle + np.pi / 2
+                )
+                cv2.fillPoly(
+                    layer, [np.round(car).astype(np.int32)], jitter((128, 128, 128), rng, 110)
+                )
+    return commit(image, layer, lot.mask)
 
 
 # --- buildings and facilities ------------------------------------------------------------------
@@ -287,7 +347,9 @@ def draw_building(image: np.ndarray, rng: Rng) -> np.ndarray:
     for _ in range(int(rng.integers(4, 9))):
         x, y = cx + rng.uniform(-0.16, 0.16) * unit, cy + rng.uniform(-0.16, 0.16) * unit
         size = rng.uniform(0.045, 0.09) * unit
-        roofs.append(rotated_rect(x, y, size, size * rng.uniform(0.6, 1.0), angle + rng.normal(0, 0.05)))
+        roofs.append(
+            rotated_rect(x, y, size, size * rng.uniform(0.6, 1.0), angle + rng.normal(0, 0.05))
+        )
     for roof in roofs:  # shadows fall to the south-east and are not part of the target
         cv2.fillPoly(image, [np.round(roof + 0.012 * unit).astype(np.int32)], (50, 50, 48))
     mask = np.zeros(image.shape[:2], bool)
@@ -324,7 +386,7 @@ def draw_greenhouse(image: np.ndarray, rng: Rng) -> np.ndarray:
     """Parallel rows of long white plastic tunnels with a bright ridge line."""
     cx, cy, unit = place(image, rng)
     angle = rng.uniform(0, np.pi)
-    across = np.array([-np.sin(angle), np.cos(angle)])
+    along, across = axes(angle)
     length, width = rng.uniform(0.22, 0.3) * unit, rng.uniform(0.028, 0.036) * unit
     count = int(rng.integers(4, 8))
     mask = np.zeros(image.shape[:2], bool)
@@ -336,8 +398,11 @@ def draw_greenhouse(image: np.ndarray, rng: Rng) -> np.ndarray:
         tunnels.append((centre, tunnel))
         mask |= polygon_mask(image.shape, tunnel)
     paint(layer, mask, jitter((212, 218, 222), rng, 6), rng, grain=4)
-    along = np.array([np.cos(angle), np.sin(angle)])
-    lines(layer, [(c - along * length / 2, c + along * length / 2) for c, _ in tunnels], (245, 248, 250))
+    lines(
+        layer,
+        [(c - along * length / 2, c + along * length / 2) for c, _ in tunnels],
+        (245, 248, 250),
+    )
     return commit(image, layer, mask)
 
 
@@ -354,7 +419,13 @@ def draw_forest(image: np.ndarray, rng: Rng) -> np.ndarray:
     crowns = rng.integers(0, len(xs), max(1, len(xs) // 25))
     for i in crowns:
         shade = int(rng.integers(45, 95))
-        cv2.circle(layer, (int(xs[i]), int(ys[i])), int(rng.integers(2, 4)), (shade // 2, shade, shade // 2), -1)
+        cv2.circle(
+            layer,
+            (int(xs[i]), int(ys[i])),
+            int(rng.integers(2, 4)),
+            (shade // 2, shade, shade // 2),
+            -1,
+        )
     return commit(image, layer, mask)
 
 
@@ -362,8 +433,7 @@ def draw_farmland(image: np.ndarray, rng: Rng) -> np.ndarray:
     """A grid of rectangular plots, each striped by crop rows in bright green or yellow."""
     cx, cy, unit = place(image, rng)
     angle = rng.uniform(-0.35, 0.35)
-    along = np.array([np.cos(angle), np.sin(angle)])
-    across = np.array([-np.sin(angle), np.cos(angle)])
+    along, across = axes(angle)
     plot = rng.uniform(0.12, 0.17) * unit
     rows, cols = int(rng.integers(2, 4)), int(rng.integers(2, 4))
     mask = np.zeros(image.shape[:2], bool)
@@ -371,7 +441,11 @@ def draw_farmland(image: np.ndarray, rng: Rng) -> np.ndarray:
     crops = ((115, 170, 55), (205, 185, 85), (150, 175, 60))
     for r in range(rows):
         for c in range(cols):
-            centre = np.array([cx, cy]) + along * (c - (cols - 1) / 2) * (plot + 3) + across * (r - (rows - 1) / 2) * (plot + 3)
+            centre = (
+                np.array([cx, cy])
+                + along * (c - (cols - 1) / 2) * (plot + 3)
+                + across * (r - (rows - 1) / 2) * (plot + 3)
+            )
             field = rotated_rect(*centre, plot, plot, angle)
             field_mask = polygon_mask(image.shape, field)
             colour = jitter(crops[int(rng.integers(3))], rng, 8)
@@ -379,8 +453,10 @@ def draw_farmland(image: np.ndarray, rng: Rng) -> np.ndarray:
             stripes = layer.copy()
             darker = tuple(int(v * 0.75) for v in colour)
             step, run = (across, along) if rng.random() < 0.5 else (along, across)
-            rows_of_crop = [(centre + step * o - run * plot / 2, centre + step * o + run * plot / 2)
-                            for o in np.arange(-plot / 2, plot / 2, 4)]
+            rows_of_crop = [
+                (centre + step * o - run * plot / 2, centre + step * o + run * plot / 2)
+                for o in np.arange(-plot / 2, plot / 2, 4)
+            ]
             lines(stripes, rows_of_crop, darker)
             layer[field_mask] = stripes[field_mask]
             mask |= field_mask
@@ -390,51 +466,54 @@ def draw_farmland(image: np.ndarray, rng: Rng) -> np.ndarray:
 # --- sports grounds ----------------------------------------------------------------------------
 
 
-def draw_ground_track_field(image: np.ndarray, rng: Rng) -> np.ndarray:
-    """A red running track with white lanes around a green infield."""
-    cx, cy, unit = place(image, rng, margin=0.3)
-    angle = rng.uniform(0, np.pi)
-    straight, radius = rng.uniform(0.18, 0.25) * unit, rng.uniform(0.11, 0.14) * unit
-    lane = 0.035 * unit
-    mask = polygon_mask(image.shape, obround(cx, cy, straight, radius, angle))
-    infield = polygon_mask(image.shape, obround(cx, cy, straight, radius - lane, angle))
-    layer = image.copy()
+def _paint_track(
+    layer: np.ndarray, rng: Rng, cx: float, cy: float, straight: float, radius: float, angle: float
+) -> np.ndarray:
+    """A red running track with white lanes around a green infield; returns its whole area."""
+    lane = 0.035 * min(layer.shape[:2])
+    mask = polygon_mask(layer.shape, obround(cx, cy, straight, radius, angle))
+    infield = polygon_mask(layer.shape, obround(cx, cy, straight, radius - lane, angle))
     paint(layer, mask, jitter((175, 75, 60), rng, 8), rng, grain=4)
     for k in (1, 2):
         outline(layer, obround(cx, cy, straight, radius - k * lane / 3, angle), (230, 220, 215))
     paint(layer, infield, jitter((80, 145, 70), rng, 8), rng, grain=4)
-    return commit(image, layer, mask)
+    return mask
+
+
+def draw_ground_track_field(image: np.ndarray, rng: Rng) -> np.ndarray:
+    """A school sports ground: a running track and its infield."""
+    cx, cy, unit = place(image, rng, margin=0.3)
+    angle = rng.uniform(0, np.pi)
+    straight, radius = rng.uniform(0.18, 0.25) * unit, rng.uniform(0.11, 0.14) * unit
+    layer = image.copy()
+    return commit(image, layer, _paint_track(layer, rng, cx, cy, straight, radius, angle))
 
 
 def draw_football_field(image: np.ndarray, rng: Rng) -> np.ndarray:
     """A mown-striped green pitch with white touch lines, halfway line and centre circle."""
-    cx, cy, unit = place(image, rng, margin=0.3)
-    angle = rng.uniform(0, np.pi)
-    length, width = rng.uniform(0.33, 0.4) * unit, rng.uniform(0.22, 0.26) * unit
-    pitch = rotated_rect(cx, cy, length, width, angle)
-    mask = polygon_mask(image.shape, pitch)
+    pitch = place_rect(image, rng, (0.33, 0.4), (0.22, 0.26), margin=0.3)
     layer = image.copy()
-    along = np.array([np.cos(angle), np.sin(angle)])
+    along, across = pitch.axes
+    centre, length, width, angle = pitch.centre, pitch.length, pitch.width, pitch.angle
     light, dark = jitter((95, 175, 75), rng, 6), (70, 148, 58)
-    paint(layer, mask, light, rng, grain=3)
+    paint(layer, pitch.mask, light, rng, grain=3)
     for k in range(0, 10, 2):  # mowing stripes
-        band = rotated_rect(*(np.array([cx, cy]) + along * (k - 4.5) * length / 10), length / 10, width, angle)
-        paint(layer, polygon_mask(image.shape, band) & mask, dark, rng, grain=3)
-    inner = rotated_rect(cx, cy, length * 0.94, width * 0.9, angle)
-    outline(layer, inner, WHITE)
-    across = np.array([-np.sin(angle), np.cos(angle)])
-    lines(layer, [(np.array([cx, cy]) - across * width * 0.45, np.array([cx, cy]) + across * width * 0.45)], WHITE)
-    cv2.circle(layer, (int(cx), int(cy)), int(width * 0.15), WHITE, 1)
-    return commit(image, layer, mask)
+        band = rotated_rect(*(centre + along * (k - 4.5) * length / 10), length / 10, width, angle)
+        paint(layer, polygon_mask(image.shape, band) & pitch.mask, dark, rng, grain=3)
+    outline(layer, rotated_rect(*centre, length * 0.94, width * 0.9, angle), WHITE)
+    lines(layer, [(centre - across * width * 0.45, centre + across * width * 0.45)], WHITE)
+    cv2.circle(layer, tuple(int(v) for v in centre), int(width * 0.15), WHITE, 1)
+    return commit(image, layer, pitch.mask)
 
 
-def _court(image: np.ndarray, rng: Rng, surface: Colour, size: tuple[float, float], count: int) -> np.ndarray:
+def _court(
+    image: np.ndarray, rng: Rng, surface: Colour, size: tuple[float, float], count: int
+) -> np.ndarray:
     """``count`` side-by-side marked courts; returns their union mask and paints their lines."""
     cx, cy, unit = place(image, rng)
     angle = rng.uniform(0, np.pi)
     length, width = size[0] * unit, size[1] * unit
-    across = np.array([-np.sin(angle), np.cos(angle)])
-    along = np.array([np.cos(angle), np.sin(angle)])
+    along, across = axes(angle)
     mask = np.zeros(image.shape[:2], bool)
     layer = image.copy()
     for k in range(count):
@@ -459,20 +538,17 @@ def draw_basketball_court(image: np.ndarray, rng: Rng) -> np.ndarray:
 
 
 def draw_stadium(image: np.ndarray, rng: Rng) -> np.ndarray:
-    """Grey stands ringed around a red track and a green pitch; the whole bowl is the target."""
+    """Grey stands ringed around a running track; the whole bowl is the target."""
     cx, cy, unit = place(image, rng, margin=0.35)
     angle = rng.uniform(0, np.pi)
     straight, radius = rng.uniform(0.16, 0.22) * unit, rng.uniform(0.19, 0.22) * unit
     stands = 0.06 * unit
     mask = polygon_mask(image.shape, obround(cx, cy, straight, radius, angle))
-    track = polygon_mask(image.shape, obround(cx, cy, straight, radius - stands, angle))
-    pitch = polygon_mask(image.shape, obround(cx, cy, straight, radius - stands - 0.03 * unit, angle))
     layer = image.copy()
     paint(layer, mask, jitter((195, 195, 200), rng, 6), rng, grain=8)
     for k in (1, 2, 3):
         outline(layer, obround(cx, cy, straight, radius - k * stands / 4, angle), (150, 150, 155))
-    paint(layer, track, jitter((175, 75, 60), rng, 8), rng, grain=4)
-    paint(layer, pitch, jitter((80, 150, 70), rng, 8), rng, grain=4)
+    _paint_track(layer, rng, cx, cy, straight, radius - stands, angle)
     return commit(image, layer, mask)
 
 

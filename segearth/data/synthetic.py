@@ -15,6 +15,7 @@ the paper's four).
 Everything is a pure function of the seed: item ``i`` of a split draws from its own generator
 seeded with ``(seed, split, i)``.
 """
+
 from __future__ import annotations
 
 import json
@@ -192,24 +193,54 @@ HELD_OUT_QUESTIONS: dict[str, tuple[str, ...]] = {
 
 #: Answers in EarthReason's style ("The runway is suitable for landing.").
 ANSWERS: dict[str, tuple[str, ...]] = {
-    "runway": ("The runway is suitable for landing.", "The long paved runway is where aircraft take off and land."),
-    "road": ("The road is built for vehicles to travel on.", "Cars and trucks drive along the road."),
-    "parking lot": ("The parking lot is where vehicles are parked.", "Cars are left in the marked spaces of the parking lot."),
-    "river": ("The river is flowing water suitable for boats.", "The river carries water through the landscape."),
+    "runway": (
+        "The runway is suitable for landing.",
+        "The long paved runway is where aircraft take off and land.",
+    ),
+    "road": (
+        "The road is built for vehicles to travel on.",
+        "Cars and trucks drive along the road.",
+    ),
+    "parking lot": (
+        "The parking lot is where vehicles are parked.",
+        "Cars are left in the marked spaces of the parking lot.",
+    ),
+    "river": (
+        "The river is flowing water suitable for boats.",
+        "The river carries water through the landscape.",
+    ),
     "pond": ("The pond holds water for animals and crops.", "The small pond is calm, still water."),
     "bridge": ("The bridge crosses the river.", "The bridge carries traffic over the water."),
     "building": ("The buildings provide shelter for people.", "People live in these houses."),
-    "storage tank": ("The storage tanks hold oil and other liquids.", "Fuel is kept in the round storage tanks."),
+    "storage tank": (
+        "The storage tanks hold oil and other liquids.",
+        "Fuel is kept in the round storage tanks.",
+    ),
     "greenhouse": ("The greenhouses keep crops warm.", "Plants grow under the greenhouse covers."),
     "forest": ("The forest is dense with trees.", "The trees of the forest shelter wildlife."),
     "farmland": ("The farmland is used to grow crops.", "The cultivated fields produce food."),
-    "ground track field": ("The ground track field is designed for running.", "Athletes run laps on the track."),
-    "football field": ("The football field is used for playing soccer.", "Teams play matches on the football field."),
-    "tennis court": ("The tennis courts are built for playing matches.", "Players hit the ball across the net on the tennis court."),
+    "ground track field": (
+        "The ground track field is designed for running.",
+        "Athletes run laps on the track.",
+    ),
+    "football field": (
+        "The football field is used for playing soccer.",
+        "Teams play matches on the football field.",
+    ),
+    "tennis court": (
+        "The tennis courts are built for playing matches.",
+        "Players hit the ball across the net on the tennis court.",
+    ),
     "lake": ("The lake is a large, calm body of water.", "The lake is wide enough for a seaplane."),
-    "island": ("The island is land surrounded by water.", "The island can only be reached across the lake."),
+    "island": (
+        "The island is land surrounded by water.",
+        "The island can only be reached across the lake.",
+    ),
     "stadium": ("The stadium seats many spectators.", "Crowds gather in the stadium's stands."),
-    "basketball court": ("The basketball court is used for playing basketball.", "Players shoot hoops on the basketball court."),
+    "basketball court": (
+        "The basketball court is used for playing basketball.",
+        "Players shoot hoops on the basketball court.",
+    ),
 }
 
 #: Categories whose questions another category could also answer ("where could a seaplane
@@ -272,7 +303,11 @@ def conflicts(a: str, b: str) -> bool:
 
 
 def make_item(
-    category: str, empty: bool, split: str, size: tuple[int, int], rng: np.random.Generator,
+    category: str,
+    empty: bool,
+    split: str,
+    size: tuple[int, int],
+    rng: np.random.Generator,
     questions_per_item: int = 3,
 ) -> SyntheticItem:
     """Draw one scene. The target (if any) is drawn last so that its mask is exactly what shows."""
@@ -292,7 +327,9 @@ def make_item(
     mask = np.zeros((height, width), bool) if empty else draw_apart(image, category, occupied, rng)
     pool = question_pool(category, split)
     picked = rng.permutation(len(pool))[: min(questions_per_item, len(pool))]
-    answers = [] if empty else [ANSWERS[category][i] for i in rng.permutation(len(ANSWERS[category]))]
+    answers = (
+        [] if empty else [ANSWERS[category][i] for i in rng.permutation(len(ANSWERS[category]))]
+    )
     return SyntheticItem(image, mask, category, [pool[i] for i in picked], answers)
 
 
@@ -347,7 +384,9 @@ def generate_dataset(
         split_dir = out_dir / split
         if split_dir.exists() and any(split_dir.iterdir()):
             if not overwrite:
-                raise InputError(f"{split_dir} already exists; pick another folder or pass overwrite=True.")
+                raise InputError(
+                    f"{split_dir} already exists; pick another folder or pass overwrite=True."
+                )
             shutil.rmtree(split_dir)
     for split_code, (split, count) in enumerate(zip(SPLITS, (n_train, n_val))):
         split_rng = np.random.default_rng([seed, split_code])
@@ -360,11 +399,21 @@ def generate_dataset(
             size = _item_size(image_size, vary_size, rng)
             item = make_item(assigned[index], index in empty, split, size, rng, questions_per_item)
             write_item(out_dir / split, f"{split}_{index:05d}", item)
-    (out_dir / "synthetic.json").write_text(json.dumps({
-        "generator": "segearth.data.synthetic", "seed": seed, "n_train": n_train, "n_val": n_val,
-        "image_size": image_size, "vary_size": vary_size, "empty_fraction": empty_fraction,
-        "held_out_categories": list(HELD_OUT_CATEGORIES),
-    }, indent=1))
+    (out_dir / "synthetic.json").write_text(
+        json.dumps(
+            {
+                "generator": "segearth.data.synthetic",
+                "seed": seed,
+                "n_train": n_train,
+                "n_val": n_val,
+                "image_size": image_size,
+                "vary_size": vary_size,
+                "empty_fraction": empty_fraction,
+                "held_out_categories": list(HELD_OUT_CATEGORIES),
+            },
+            indent=1,
+        )
+    )
     return out_dir
 
 

@@ -1,4 +1,5 @@
 """The one record every dataset reader yields and every evaluator and trainer consumes."""
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """Writers for tiny on-disk datasets in each layout the readers accept."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """EarthReason reader: pairing by stem, masks, empty targets, question lists, root forms."""
+
 from __future__ import annotations
 
 import random
@@ -69,7 +70,11 @@ def test_empty_target_has_no_answer_and_an_all_false_mask(dataset_root: Path) ->
 
 @pytest.mark.parametrize("level", ["RSReasonSeg", "above", "split"])
 def test_root_may_be_given_at_several_levels(dataset_root: Path, level: str) -> None:
-    root = {"RSReasonSeg": dataset_root, "above": dataset_root.parent.parent, "split": dataset_root / "val"}
+    root = {
+        "RSReasonSeg": dataset_root,
+        "above": dataset_root.parent.parent,
+        "split": dataset_root / "val",
+    }
     assert len(read_earthreason(root[level], "val")) == 4
 
 
@@ -80,7 +85,9 @@ def test_all_questions_gives_one_sample_per_question(dataset_root: Path) -> None
     assert [s.questions for s in alpha] == [["q0 alpha"], ["q1 alpha"], ["q2 alpha"]]
     # Answers cycle through the item's answers.
     assert [s.answers for s in alpha] == [
-        ["answer one for alpha"], ["answer two for alpha"], ["answer one for alpha"]
+        ["answer one for alpha"],
+        ["answer two for alpha"],
+        ["answer one for alpha"],
     ]
     assert all(s.answers == [] for s in samples if s.stem == "lake_12")
     assert int(alpha[2].mask.sum()) == 5 * 24
@@ -111,7 +118,9 @@ def test_any_non_zero_label_value_is_target(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("folder, name", [("labels", "alpha.png"), ("QAs", "m.json")])
-def test_missing_partner_file_is_an_error_naming_the_stem(tmp_path: Path, folder: str, name: str) -> None:
+def test_missing_partner_file_is_an_error_naming_the_stem(
+    tmp_path: Path, folder: str, name: str
+) -> None:
     build_split(tmp_path / "val")
     (tmp_path / "val" / folder / name).unlink()
     with pytest.raises(InputError, match=Path(name).stem):

@@ -1,4 +1,5 @@
 """User folders: the EarthReason layout without a split, labels optional."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """The real mini EarthReason split shipped in shared/reference/parity/e2e."""
+
 from __future__ import annotations
 
 import json

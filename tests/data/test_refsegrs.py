@@ -1,4 +1,5 @@
 """RefSegRS reader: phrase lines, .tif images and masks with 255 = target."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,11 @@ def test_reads_phrases_in_file_order_with_255_masks(tmp_path: Path) -> None:
     build_refsegrs(tmp_path / "RefSegRS")
     samples = read_refsegrs(tmp_path, "val")
     assert [s.stem for s in samples] == ["17", "3", "250"]
-    assert [s.question for s in samples] == ["vehicle along the road", "the lake on the left", "building"]
+    assert [s.question for s in samples] == [
+        "vehicle along the road",
+        "the lake on the left",
+        "building",
+    ]
     for sample in samples:
         assert sample.image_path == tmp_path / "RefSegRS" / "images" / f"{sample.stem}.tif"
         assert sample.mask.shape == (12, 16)

@@ -1,4 +1,5 @@
 """load_dataset: dispatch by name, the all-questions option, errors that describe layouts."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,10 @@ def test_dispatches_to_each_reader(tmp_path: Path) -> None:
     build_split(tmp_path / "mine")
     assert len(load_dataset("earthreason", tmp_path / "er", "val")) == 4
     assert len(load_dataset("EarthReason", tmp_path / "er", "val", all_questions=True)) == 12
-    assert [s.stem for s in load_dataset("rrsisd", tmp_path / "rr", "val")] == ["00002_ref11", "00001_ref10"]
+    assert [s.stem for s in load_dataset("rrsisd", tmp_path / "rr", "val")] == [
+        "00002_ref11",
+        "00001_ref10",
+    ]
     assert len(load_dataset("rrsisd", tmp_path / "rr", "val", all_questions=True)) == 3
     assert [s.stem for s in load_dataset("refsegrs", tmp_path / "rs", "val")] == ["17", "3", "250"]
     assert len(load_dataset("folder", tmp_path / "mine")) == 4

@@ -1,4 +1,5 @@
 """RRSIS-D reader: REFER refs pickle + COCO instances, polygons and RLE, safe unpickling."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,12 @@ def expected_masks() -> dict[int, np.ndarray]:
 def build_rrsisd(root: Path) -> None:
     masks = expected_masks()
     annotations = [
-        {"id": 101, "image_id": 1, "category_id": 7,
-         "segmentation": [[10, 5, 30, 5, 30, 15, 10, 15]]},
+        {
+            "id": 101,
+            "image_id": 1,
+            "category_id": 7,
+            "segmentation": [[10, 5, 30, 5, 30, 15, 10, 15]],
+        },
         {"id": 102, "image_id": 2, "category_id": 8, "segmentation": _uncompressed_rle(masks[102])},
         {"id": 103, "image_id": 2, "category_id": 7, "segmentation": _compressed_rle(masks[103])},
     ]
@@ -54,15 +59,41 @@ def build_rrsisd(root: Path) -> None:
     ]
     categories = [{"id": 7, "name": "vehicle"}, {"id": 8, "name": "lake"}]
     refs = [
-        {"ref_id": 11, "image_id": 2, "ann_id": 102, "category_id": 8, "split": "val",
-         "sentences": [{"raw": "The lake on the left.", "sent": "the lake on the left"},
-                       {"raw": "Left lake", "sent": "left lake"}]},
-        {"ref_id": 10, "image_id": 1, "ann_id": 101, "category_id": 7, "split": "val",
-         "sentences": [{"raw": "A white vehicle", "sent": "a white vehicle"}]},
-        {"ref_id": 12, "image_id": 2, "ann_id": 103, "category_id": 7, "split": "testB",
-         "sentences": [{"raw": "The car at the top", "sent": "the car at the top"}]},
-        {"ref_id": 13, "image_id": 1, "ann_id": 101, "category_id": 7, "split": "train",
-         "sentences": [{"raw": "train only", "sent": "train only"}]},
+        {
+            "ref_id": 11,
+            "image_id": 2,
+            "ann_id": 102,
+            "category_id": 8,
+            "split": "val",
+            "sentences": [
+                {"raw": "The lake on the left.", "sent": "the lake on the left"},
+                {"raw": "Left lake", "sent": "left lake"},
+            ],
+        },
+        {
+            "ref_id": 10,
+            "image_id": 1,
+            "ann_id": 101,
+            "category_id": 7,
+            "split": "val",
+            "sentences": [{"raw": "A white vehicle", "sent": "a white vehicle"}],
+        },
+        {
+            "ref_id": 12,
+            "image_id": 2,
+            "ann_id": 103,
+            "category_id": 7,
+            "split": "testB",
+            "sentences": [{"raw": "The car at the top", "sent": "the car at the top"}],
+        },
+        {
+            "ref_id": 13,
+            "image_id": 1,
+            "ann_id": 101,
+            "category_id": 7,
+            "split": "train",
+            "sentences": [{"raw": "train only", "sent": "train only"}],
+        },
     ]
     write_pickle(root / "rrsisd" / "refs(unc).p", refs)
     (root / "rrsisd" / "instances.json").write_text(

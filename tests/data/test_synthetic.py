@@ -1,5 +1,6 @@
 """Synthetic generator: determinism, layout, held-out split, empty targets, masks that match
 what was drawn."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,15 @@ N_TRAIN, N_VAL, SIZE = 42, 36, 96
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_dataset(tmp_path_factory.mktemp("syn"), n_train=N_TRAIN, n_val=N_VAL, image_size=SIZE, seed=7)
+    return generate_dataset(
+        tmp_path_factory.mktemp("syn"), n_train=N_TRAIN, n_val=N_VAL, image_size=SIZE, seed=7
+    )
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
@@ -86,7 +91,9 @@ def _mean_colour(sample) -> np.ndarray:
 
 
 def test_masks_cover_the_drawn_feature(tmp_path: Path) -> None:
-    root = generate_dataset(tmp_path, n_train=4 * 14, n_val=2 * 18, image_size=128, seed=1, empty_fraction=0)
+    root = generate_dataset(
+        tmp_path, n_train=4 * 14, n_val=2 * 18, image_size=128, seed=1, empty_fraction=0
+    )
     samples = read_earthreason(root, "train") + read_earthreason(root, "val")
     checked = set()
     for sample in samples:
@@ -104,8 +111,19 @@ def test_masks_cover_the_drawn_feature(tmp_path: Path) -> None:
         else:
             continue
         checked.add(sample.category)
-    assert checked == {"river", "pond", "lake", "island", "bridge", "forest", "greenhouse",
-                       "storage tank", "runway", "road", "parking lot"}
+    assert checked == {
+        "river",
+        "pond",
+        "lake",
+        "island",
+        "bridge",
+        "forest",
+        "greenhouse",
+        "storage tank",
+        "runway",
+        "road",
+        "parking lot",
+    }
 
 
 def test_vary_size_gives_non_square_images_with_matching_masks(tmp_path: Path) -> None:

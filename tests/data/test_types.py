@@ -1,4 +1,5 @@
 """Sample: lazy masks and question expansion keep the mask undecoded until asked."""
+
 from __future__ import annotations
 
 import pickle
