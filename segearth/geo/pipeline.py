@@ -32,34 +32,43 @@ class PredictorLike(Protocol):
 
     def set_image(self, image: np.ndarray) -> None: ...
 
-    def predict(self, question: str, threshold: float = 0.5) -> Any: ...
+    def predict(self, question: str, threshold: float = 0.5, answer: bool = True) -> Any: ...
 
 
-class _BestAnswer:
-    """predict_probability for the tiled mode that remembers the answer of the most confident
-    window (one answer per run, from the window that saw the target best)."""
+class _MostConfidentWindow:
+    """predict_probability for the tiled mode. Windows are predicted without generating an
+    answer (the costly part per window); the one answer of the run is generated afterwards for
+    the window that was most confident, the one that saw the target best."""
 
     def __init__(self, predictor: PredictorLike, question: str, threshold: float):
         self.predictor, self.question, self.threshold = predictor, question, threshold
-        self.score, self.answer, self.provenance = -1.0, None, {}
+        self.score, self.image = -1.0, None
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         self.predictor.set_image(rgb)
-        prediction = self.predictor.predict(self.question, threshold=self.threshold)
-        score = float(prediction.probability.max(initial=0.0))
+        probability = self.predictor.predict(self.question, threshold=self.threshold,
+                                             answer=False).probability
+        score = float(probability.max(initial=0.0))
         if score > self.score:
-            self.score, self.answer = score, prediction.answer
-            self.provenance = prediction.provenance
-        return prediction.probability
+            self.score, self.image = score, rgb
+        return probability
+
+    def answer(self) -> tuple[str | None, dict[str, Any]]:
+        """(answer, provenance) for the most confident window; (None, {}) if all were nodata."""
+        if self.image is None:
+            return None, {}
+        self.predictor.set_image(self.image)
+        prediction = self.predictor.predict(self.question, threshold=self.threshold)
+        return prediction.answer, prediction.provenance
 
 
 def _segment(predictor: PredictorLike, grid: Georeferenced, question: str, threshold: float,
              tiled: bool, window: int, overlap: int) -> tuple[np.ndarray, str | None, dict]:
     """(mask, answer, provenance) at the grid's own size."""
     if tiled:
-        best = _BestAnswer(predictor, question, threshold)
-        probability = predict_tiled(best, grid, window, overlap)
-        return probability >= threshold, best.answer, best.provenance
+        windows = _MostConfidentWindow(predictor, question, threshold)
+        probability = predict_tiled(windows, grid, window, overlap)
+        return probability > threshold, *windows.answer()  # '>' as Predictor's mask
     predictor.set_image(grid.image)
     prediction = predictor.predict(question, threshold=threshold)
     return prediction.mask, prediction.answer, prediction.provenance

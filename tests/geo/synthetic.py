@@ -119,12 +119,14 @@ class RedPredictor:
     def __init__(self, input_size: int = 1024):
         self.input_size = input_size
         self.calls = 0
+        self.answered = 0  # calls that generated an answer
 
     def set_image(self, image: np.ndarray) -> None:
         self.image = np.asarray(image)
 
-    def predict(self, question: str, threshold: float = 0.5) -> Prediction:
+    def predict(self, question: str, threshold: float = 0.5, answer: bool = True) -> Prediction:
         self.calls += 1
+        self.answered += answer
         height, width = self.image.shape[:2]
         scale = min(1.0, self.input_size / max(height, width))
         small = self.image if scale == 1.0 else cv2.resize(
@@ -134,7 +136,8 @@ class RedPredictor:
         prob = ((r > 200) & (g < 60) & (b < 60)).astype(np.float32)
         if scale != 1.0:
             prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_NEAREST)
-        found = bool((prob >= threshold).any())
-        return Prediction(mask=prob >= threshold, probability=prob, threshold=threshold,
-                          answer="A red square." if found else "No red square.",
+        found = bool((prob > threshold).any())
+        return Prediction(mask=prob > threshold, probability=prob, threshold=threshold,
+                          answer=("A red square." if found else "No red square.") if answer
+                          else None,
                           provenance={"checkpoint": "red-standin"})

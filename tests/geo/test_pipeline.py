@@ -14,6 +14,7 @@ from shapely.geometry import Polygon, box, shape
 
 from segearth.errors import GeoError
 from segearth.geo.pipeline import predict_geo
+from segearth.geo.raster import read_raster
 from segearth.geo.tiles import TileSource
 
 from .synthetic import RED_BOX, RedPredictor, write_raster
@@ -109,7 +110,38 @@ def test_geotiff_outputs_stay_in_the_source_crs_and_grid(red_geotiff, tmp_path, 
     assert fc["properties"]["imagery"] == str(path)
     assert fc["properties"]["ground_resolution_m"] == pytest.approx(2.0, rel=1e-3)
     assert fc["features"][0]["properties"]["area_m2"] == pytest.approx(60 * 80, rel=0.01)
-    assert predictor.calls == (9 if tiled else 1)  # 3 x 3 windows of 64 px over 120 x 160
+    # 3 x 3 windows of 64 px over 120 x 160, then one answer (for the most confident window).
+    assert predictor.calls == (10 if tiled else 1) and predictor.answered == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_predictor(tiny_checkpoint):
+    from segearth.predictor import Predictor
+
+    return Predictor.from_pretrained(tiny_checkpoint, precision="fp32", device="cpu")
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_real_predictor_masks_land_on_the_source_grid(tiny_predictor, tiny_checkpoint,
+                                                      red_geotiff, tmp_path, tiled):
+    """The tiny random checkpoint through predict_geo: the written mask is exactly what the
+    Predictor gives for the same image (single) or its windows (tiled), on the source grid."""
+    path, transform = red_geotiff
+    out = predict_geo(tiny_predictor, path, QUESTION, tmp_path / "out", tiled=tiled,
+                      window=120, overlap=32)
+    image = read_raster(path).image
+    expected = np.zeros(image.shape[:2], np.float32)
+    for col in (0, 40) if tiled else (0,):  # 120 x 120 windows over 120 x 160, or the image
+        part = image[:, col:col + 120] if tiled else image
+        tiny_predictor.set_image(part)
+        probability = tiny_predictor.predict(QUESTION, answer=False).probability
+        view = expected[:, col:col + part.shape[1]]
+        np.maximum(view, probability, out=view)
+    with rasterio.open(out["mask_geotiff"]) as src:
+        assert src.crs == CRS.from_epsg(32633) and src.transform == transform
+        assert np.array_equal(src.read(1) == 255, expected > 0.5)
+    props = json.loads(out["geojson"].read_text())["properties"]
+    assert props["checkpoint"] == str(tiny_checkpoint) and isinstance(props["answer"], str)
 
 
 def test_plain_tiff_gives_a_plain_mask_and_no_geojson(tmp_path):

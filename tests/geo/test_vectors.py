@@ -77,7 +77,7 @@ def test_real_swissimage_tree_mask_in_lv95(tmp_path):
     height, width = geo.shape
     corners = [geo.transform @ corner for corner in ((0, 0), (width, 0), (0, height),
                                                       (width, height))]
-    lons, lats = to_lonlat.transform(*zip(*corners))  # LV95 is turned against lon/lat
+    lons, lats = to_lonlat.transform(*zip(*corners, strict=True))  # LV95 is turned against lon/lat
     west, east, south, north = min(lons), max(lons), min(lats), max(lats)
     assert 5.9 < west < east < 10.5 and 45.8 < south < north < 47.9  # Switzerland
     for feature in fc["features"]:
