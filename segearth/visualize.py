@@ -1,0 +1,29 @@
+"""Pictures of a mask: one look for the CLI files, the app and the reports."""
+from __future__ import annotations
+
+import numpy as np
+
+MASK_COLOR = (255, 48, 48)
+OUTLINE_COLOR = (0, 229, 255)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels of `mask` that touch background (4-neighbourhood): a one-pixel boundary."""
+    padded = np.pad(mask, 1, mode="constant")
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask & ~interior
+
+
+def blend(image: np.ndarray, mask: np.ndarray, opacity: float = 0.45,
+          color: tuple[int, int, int] = MASK_COLOR, edges: bool = True) -> np.ndarray:
+    """The image with the mask tinted at `opacity` and, with `edges`, its outline drawn solid."""
+    out = image.astype(np.float32)
+    out[mask] = (1 - opacity) * out[mask] + opacity * np.asarray(color, np.float32)
+    if edges:
+        out[outline(mask)] = OUTLINE_COLOR
+    return out.round().astype(np.uint8)
+
+
+def probability_image(probability: np.ndarray) -> np.ndarray:
+    """Probability in [0, 1] -> 8-bit grey (0..255), for a PNG anyone can open."""
+    return np.round(np.clip(probability, 0.0, 1.0) * 255).astype(np.uint8)

@@ -1,0 +1,83 @@
+"""The `segearth` command: real process for the happy path, in-process for the error paths."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+from rasterio.transform import from_origin
+
+from segearth.cli import main
+
+QUESTION = "Where could a seaplane land?"
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "scene.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 140, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "segearth.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for command in ("predict", "eval", "redundancy"):
+        assert command in out.stdout
+
+
+def test_predict_writes_mask_overlay_probability_and_record(tiny_checkpoint, photo, tmp_path):
+    out_dir = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "segearth.cli", "predict", str(photo), "-q", QUESTION,
+                          "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--out", str(out_dir)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    mask = np.asarray(Image.open(out_dir / "scene_mask.png"))
+    assert mask.shape == (90, 140) and set(np.unique(mask)) <= {0, 255}
+    assert np.asarray(Image.open(out_dir / "scene_overlay.png")).shape == (90, 140, 3)
+    assert np.asarray(Image.open(out_dir / "scene_probability.png")).shape == (90, 140)
+    record = json.loads((out_dir / "scene.json").read_text())
+    assert record["question"] == QUESTION
+    assert record["found"] == bool(mask.any())
+    assert record["provenance"]["checkpoint"] == str(tiny_checkpoint)
+    assert record["provenance"]["precision"] == "fp32"
+    assert isinstance(record["answer"], str)
+    assert ("Target found" in run.stdout) or ("No target" in run.stdout)
+
+
+def test_predict_geotiff_writes_georeferenced_outputs(tiny_checkpoint, tmp_path):
+    path = tmp_path / "ortho.tif"
+    data = np.random.default_rng(1).integers(0, 255, (3, 64, 80), dtype=np.uint8)
+    with rasterio.open(path, "w", driver="GTiff", width=80, height=64, count=3, dtype="uint8",
+                       crs="EPSG:32632", transform=from_origin(500000, 5200000, 0.5, 0.5)) as dst:
+        dst.write(data)
+    code = main(["predict", str(path), "-q", QUESTION, "--checkpoint", str(tiny_checkpoint),
+                 "--device", "cpu", "--out", str(tmp_path / "out")])
+    assert code == 0
+    with rasterio.open(tmp_path / "out" / "ortho_mask.tif") as mask:
+        assert mask.crs.to_epsg() == 32632 and (mask.width, mask.height) == (80, 64)
+        assert mask.transform == from_origin(500000, 5200000, 0.5, 0.5)
+    assert (tmp_path / "out" / "ortho_mask.geojson").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "missing.png", "-q", QUESTION], "not found"),
+    (["predict", "{photo}", "-q", "  "], "question is empty"),
+    (["predict", "{photo}", "-q", QUESTION, "--precision", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
+    (["predict", "-q", QUESTION], "either an IMAGE or --bbox"),
+    (["predict", "{photo}", "-q", QUESTION, "--bands", "red"], "--bands"),
+])
+def test_bad_input_gives_a_message_and_exit_2(tiny_checkpoint, photo, capsys, args, message):
+    args = [a.replace("{photo}", str(photo)) for a in args] + ["--checkpoint", str(tiny_checkpoint)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unknown_checkpoint(photo, capsys, tmp_path):
+    assert main(["predict", str(photo), "-q", QUESTION, "--checkpoint", str(tmp_path)]) == 2
+    assert "config.json" in capsys.readouterr().err
