@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import mercantile
@@ -27,14 +28,17 @@ from PIL import Image, UnidentifiedImageError
 from pyproj import Geod, Transformer
 from rasterio.crs import CRS
 from rasterio.features import geometry_mask
+from shapely.errors import GEOSException
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import GeoError
 from .atomic import atomic_path
 from .raster import GeoImage, ground_resolution
 
-#: (west, south, east, north) in degrees, or a shapely (Multi)Polygon in lon/lat.
-Area = tuple[float, float, float, float] | BaseGeometry
+#: (west, south, east, north) in degrees, a shapely (Multi)Polygon in lon/lat, or a GeoJSON
+#: geometry/Feature dict (what a map widget's draw tool gives).
+Area = tuple[float, float, float, float] | BaseGeometry | Mapping[str, Any]
 
 #: Coarsest zoom still worth segmenting (~38 m/px at the equator); an area that needs more tiles
 #: than the cap even here is too big to fetch.
@@ -101,6 +105,11 @@ class TileSource:
 def _area_bounds(area: Area) -> tuple[tuple[float, float, float, float], BaseGeometry | None]:
     """Validated (west, south, east, north) and the polygon, if one was given."""
     polygon = None
+    if isinstance(area, Mapping):
+        try:
+            area = shape(area.get("geometry") or area)
+        except (AttributeError, KeyError, TypeError, ValueError, GEOSException) as exc:
+            raise GeoError(f"The drawn area is not a valid GeoJSON geometry ({exc}).") from exc
     if isinstance(area, BaseGeometry):
         polygon = shapely.make_valid(area) if not area.is_valid else area
         if polygon.is_empty or polygon.area == 0:
@@ -287,8 +296,9 @@ def fetch_area(area: Area, source: TileSource, max_tiles: int = 64, timeout: flo
     if polygon is not None:
         projected = shapely.transform(polygon, lambda x, y: _TO_MERCATOR.transform(x, y),
                                       interleaved=False)
+        # all_touched: a pixel partly inside counts, as the box crop keeps partial edge pixels
         valid &= geometry_mask([projected], out_shape=valid.shape, transform=transform,
-                               invert=True)
+                               all_touched=True, invert=True)
     crs = CRS.from_epsg(3857)
     return GeoImage(
         image=np.ascontiguousarray(crop[..., :3]), crs=crs, transform=transform,

@@ -80,6 +80,17 @@ def test_a_polygon_area_marks_pixels_outside_it_invalid(tile_server):
     assert np.allclose(lonlat_to_pixel(geo, west, north), (0, 0), atol=1.0)
 
 
+def test_a_geojson_feature_from_a_map_widget_is_an_area(tile_server):
+    west, south, east, north = AREA
+    drawn = {"type": "Feature", "properties": {}, "geometry": {
+        "type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
+                                            [west, north], [west, south]]]}}
+    geo = fetch_area(drawn, source_for(tile_server), max_tiles=4)
+    assert geo.valid is None and geo.source["bbox"] == list(AREA)
+    with pytest.raises(GeoError, match="not a valid GeoJSON geometry"):
+        fetch_area({"type": "Polygon", "coordinates": "nonsense"}, source_for(tile_server))
+
+
 def test_flaky_server_is_retried(tile_server):
     before = tile_server.hits["flaky"]
     geo = fetch_area(AREA, source_for(tile_server, "flaky"), max_tiles=4, retries=1)
