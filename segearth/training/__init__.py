@@ -1,0 +1,1 @@
+"""Training SegEarth-R1: configuration files, data, initialisation, the accelerate loop."""

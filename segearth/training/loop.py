@@ -1,0 +1,237 @@
+"""The training run, on one CPU or many GPUs and nodes through accelerate.
+
+The authors' recipe: the Swin encoder frozen but left in train mode (its drop-path stays
+active, as in their code), everything else trained; AdamW, a warmed-up schedule, the effective
+batch reached by gradient accumulation whatever the process count; the mask loss on every
+decoder prediction, plus the answer cross-entropy for reasoning data. Distribution (DDP,
+DeepSpeed ZeRO-2), mixed precision and the process count come from ``accelerate launch`` and
+its config file, not from this code.
+
+Resuming: `accelerate.Accelerator.save_state` keeps model, optimiser, RNG, the scheduler and
+the step counter (`Progress`); the batch stream restarts at the same position (see
+`StepBatchSampler`), so a resumed run continues the step count and the learning-rate schedule.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from .. import checkpoints
+from ..data.registry import load_dataset
+from ..errors import InputError
+from ..losses import training_loss
+from ..processing import prompt_segments
+from .config import TrainConfig
+from .data import SegmentationDataset, StepBatchSampler, collate
+from .initialise import initialise, rebuild, write_run_files
+from .logbook import MetricsLog, plot_metrics
+
+STATE_DIR = "state"
+FINAL_DIR = "final"
+METRICS_FILE = "metrics.csv"
+PLOT_FILE = "metrics.png"
+CONFIG_FILE = "train_config.json"
+
+
+class Progress:
+    """The optimiser-step counter, saved and restored with the accelerate state."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step = int(state["step"])
+
+
+def find_resume_state(output_dir: Path, resume: str | None) -> Path | None:
+    """``latest`` -> the newest saved state of this run (None if there is none yet); a path ->
+    that state folder."""
+    if resume is None:
+        return None
+    if resume == "latest":
+        states = sorted((output_dir / STATE_DIR).glob("step-*"))
+        return states[-1] if states else None
+    path = Path(resume)
+    if not path.is_dir():
+        raise InputError(f"Cannot resume from {path}: not a folder. Give a {STATE_DIR}/step-N folder or 'latest'.")
+    return path
+
+
+def train(config: TrainConfig, resume: str | None = None) -> Path:
+    """Run (or continue) training; returns the folder of the final model checkpoint."""
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    state = PartialState()
+    accumulation = config.accumulation_steps(state.num_processes)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        # The batch stream is endless, so accumulation never has to end with an epoch.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accumulation, sync_with_dataloader=False),
+        # Without an answer loss the LM head gets no gradient.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not config.answer_loss)],
+    )
+    set_seed(config.seed)
+    run_dir = Path(config.output_dir)
+    _prepare_data(config, accelerator)
+    train_samples = load_dataset(config.dataset, config.data_root, config.train_split)
+    val_samples = load_dataset(config.dataset, config.data_root, config.val_split)[: config.val_limit]
+    resume_state = find_resume_state(run_dir, resume)
+
+    if resume_state is not None:
+        model, tokenizer = rebuild(run_dir)
+    else:
+        model, tokenizer = initialise(config, train_samples)
+        if accelerator.is_main_process:
+            write_run_files(run_dir, model, tokenizer)
+            (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+    model.encoder.requires_grad_(False)  # frozen; `model.train()` keeps its drop-path on
+    if config.gradient_checkpointing:
+        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, betas=config.adam_betas,
+                                  eps=config.adam_epsilon, weight_decay=config.weight_decay)
+    # Stepped once per optimiser step (not passed to `prepare`, which would step it once per process).
+    scheduler = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.warmup_steps,
+                              num_training_steps=config.max_steps)
+    _configure_deepspeed(accelerator, config)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    progress = Progress()
+    accelerator.register_for_checkpointing(scheduler, progress)
+    if resume_state is not None:
+        accelerator.load_state(str(resume_state))
+        accelerator.print(f"Resumed from {resume_state} at step {progress.step}.")
+
+    unwrapped = accelerator.unwrap_model(model)
+    segments = prompt_segments(tokenizer, config.task)
+    dataset = SegmentationDataset(train_samples, tokenizer, unwrapped.config.image_size, config.answer_loss)
+    sampler = StepBatchSampler(len(dataset), config.per_device_batch_size, accelerator.num_processes,
+                               accelerator.process_index, config.seed, start=progress.step * accumulation)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=config.num_workers,
+                                         persistent_workers=config.num_workers > 0)
+    log = MetricsLog(run_dir / METRICS_FILE) if accelerator.is_main_process else None
+    bar = tqdm(total=config.max_steps, initial=progress.step, desc="train", unit="step",
+               disable=not accelerator.is_local_main_process)
+    input_dtype = next(unwrapped.encoder.parameters()).dtype  # bf16 under DeepSpeed, else fp32
+    sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=accelerator.device))
+    micro_batches, started, grad_norm = 0, time.perf_counter(), None
+    summary: dict[str, float] = {}
+
+    model.train()
+    batches = iter(loader)
+    while progress.step < config.max_steps:
+        batch = next(batches).to(accelerator.device, input_dtype)
+        with accelerator.accumulate(model):
+            result = model(batch.pixel_values, segments, batch.prompts)
+            losses = training_loss(result, batch.targets, config.loss, config.answer_loss)
+            accelerator.backward(losses["loss"])
+            if accelerator.sync_gradients and config.max_grad_norm:
+                grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad()
+        for name, value in losses.items():
+            sums[name] += value.detach().float()
+        micro_batches += 1
+        if not accelerator.sync_gradients:
+            continue
+        scheduler.step()
+        progress.step += 1
+        bar.update(1)
+        step = progress.step
+        if step % config.log_every == 0 or step == config.max_steps:
+            row = {name: accelerator.reduce(total / micro_batches, "mean").item() for name, total in sums.items()}
+            row.update(step=step, epoch=round(sampler.epoch_of(step * accumulation), 4),
+                       lr=scheduler.get_last_lr()[0], seconds=round(time.perf_counter() - started, 2))
+            if grad_norm is not None:
+                row["grad_norm"] = float(grad_norm)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+            if log is not None:
+                log.write(row)
+            sums.clear()
+            micro_batches = 0
+        last = step == config.max_steps
+        if last or (config.eval_every and step % config.eval_every == 0):
+            summary = {"step": step, **validate(accelerator, model, tokenizer, val_samples)}
+            if log is not None and "gIoU" in summary:
+                log.write({"step": step, "val_gIoU": summary["gIoU"], "val_cIoU": summary["cIoU"]})
+                bar.write(f"step {step}: validation gIoU {summary['gIoU']:.4f} cIoU {summary['cIoU']:.4f}")
+        if last or (config.save_every and step % config.save_every == 0):
+            accelerator.save_state(str(run_dir / STATE_DIR / f"step-{step:06d}"))
+            folder = run_dir / (FINAL_DIR if last else f"checkpoint-{step:06d}")
+            save_model(accelerator, model, tokenizer, folder, config, step, summary)
+    bar.close()
+    if accelerator.is_main_process:
+        plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return run_dir / FINAL_DIR
+
+
+def validate(accelerator, model, tokenizer, samples) -> dict[str, float]:
+    """gIoU/cIoU on the padded canvas (the authors' frame), through the same `Predictor` and
+    `segearth.evaluation.evaluate` that score released checkpoints; processes share the items."""
+    from ..evaluation import evaluate
+    from ..predictor import Predictor
+
+    if not samples:
+        return {}
+    unwrapped = accelerator.unwrap_model(model)
+    dtype = next(unwrapped.parameters()).dtype
+    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")  # never casts
+    predictor = Predictor(unwrapped, tokenizer, precision=precision, device=str(accelerator.device))
+    result = evaluate(predictor, samples, progress=accelerator.is_local_main_process,
+                      accelerator=accelerator if accelerator.num_processes > 1 else None)
+    unwrapped.train()
+    return result.summary()["canvas"]
+
+
+def save_model(accelerator, model, tokenizer, folder: Path, config: TrainConfig, step: int,
+               validation: dict[str, float]) -> None:
+    """Our checkpoint layout (what `segearth.checkpoints.load` and the app read), with the run's
+    provenance in config.json under ``training``."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        extra = {"training": {"step": step, "dataset": config.dataset, "train_split": config.train_split,
+                              "val_split": config.val_split, "val_limit": config.val_limit,
+                              "validation": validation}}
+        checkpoints.save(accelerator.unwrap_model(model), folder, tokenizer, extra=extra)
+    accelerator.wait_for_everyone()
+
+
+def _prepare_data(config: TrainConfig, accelerator) -> None:
+    """Generate the synthetic dataset the config asks for, once, on the main process."""
+    if config.synthetic is None:
+        return
+    from ..data.synthetic import generate_dataset
+
+    root = Path(config.data_root)
+    marker = root / "synthetic.json"
+    if accelerator.is_main_process:
+        if marker.is_file():
+            written = json.loads(marker.read_text())
+            differ = {k: (written.get(k), v) for k, v in config.synthetic.items() if written.get(k) != v}
+            if differ:
+                raise InputError(f"{root} holds a synthetic dataset made with other settings {differ}; "
+                                 "delete it or point data_root elsewhere.")
+        else:
+            generate_dataset(root, **config.synthetic)
+    accelerator.wait_for_everyone()
+
+
+def _configure_deepspeed(accelerator, config: TrainConfig) -> None:
+    """DeepSpeed reads batch size and clipping from its own config; ours are the truth."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return
+    plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.per_device_batch_size
+    plugin.deepspeed_config["gradient_clipping"] = config.max_grad_norm or 0.0

@@ -1,0 +1,1 @@
+"""Training entry point and configuration files; the code is in `segearth.training`."""
