@@ -57,7 +57,9 @@ class PackedMask:
 
 @dataclass
 class ItemRecord:
-    """One scored (image, question). Fractions are of the canvas, as the authors record them."""
+    """One scored (image, question). As in the authors' records, ``target_fraction`` is the share
+    of the image the target covers and ``predicted_fraction`` the share of the canvas predicted
+    positive (so a prediction spilling into the padding shows)."""
 
     id: str  # the stem, suffixed with #k when several questions share an image stem
     stem: str
@@ -194,7 +196,7 @@ def _score_all(predictor, scored: Sequence[tuple[str, Sample]], progress: bool, 
         out.append((record, PackedMask.pack(canvas)))
         running.intersections.append(record.intersection_canvas)
         running.unions.append(record.union_canvas)
-        bar.set_postfix(gIoU=f"{running.ious.mean():.4f}")
+        bar.set_postfix(gIoU=f"{running.ious.mean():.4f}", refresh=False)
     bar.close()
     return out, provenance
 
@@ -213,7 +215,7 @@ def _score(item_id: str, sample: Sample, prediction, seconds: float) -> tuple[It
         width=int(target.shape[1]), height=int(target.shape[0]), empty_target=not target.any(),
         iou_canvas=sample_iou(ic, uc), iou_image=sample_iou(ii, ui),
         intersection_canvas=ic, union_canvas=uc, intersection_image=ii, union_image=ui,
-        target_fraction=float(canvas_target.mean()), predicted_fraction=float(canvas.mean()),
+        target_fraction=float(target.mean()), predicted_fraction=float(canvas.mean()),
         seconds=round(seconds, 4), timings={k: round(float(v), 4) for k, v in prediction.timings.items()},
     )
     return record, canvas

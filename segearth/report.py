@@ -79,14 +79,15 @@ def _iou_histogram(values: Mapping[str, Sequence[float]], path: Path, xlabel: st
 
 
 def _category_bars(categories: Mapping[str, Mapping[str, float]], path: Path) -> str:
+    """Horizontal bars, so that long category names stay readable."""
     plt = _pyplot()
-    names = list(categories)
-    x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 3.8))
-    for offset, metric in ((-0.2, "gIoU"), (0.2, "cIoU")):
-        ax.bar(x + offset, [categories[n][metric] for n in names], width=0.4, label=metric)
-    ax.set_xticks(x, [f"{n} ({categories[n]['count']})" for n in names], rotation=40, ha="right")
-    ax.set_ylim(0, 1)
+    names = list(categories)[::-1]  # first category on top
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.4))
+    for offset, metric in ((0.2, "gIoU"), (-0.2, "cIoU")):
+        ax.barh(y + offset, [categories[n][metric] for n in names], height=0.4, label=metric)
+    ax.set_yticks(y, [f"{n} ({categories[n]['count']})" for n in names])
+    ax.set_xlim(0, 1)
     ax.legend()
     return _save_figure(fig, path)
 
@@ -116,8 +117,8 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}.charts img{max-width:48%;margin:4px;border:1px solid #eee}
-.gallery{display:flex;flex-wrap:wrap;gap:14px}.gallery-item{border:1px solid #ccc;padding:8px;width:min(100%,1010px)}
-.gallery-item img{width:320px;max-width:32%;margin-right:4px}.meta{color:#555;font-size:90%}
+.gallery{display:flex;flex-wrap:wrap;gap:14px}.gallery-item{border:1px solid #ccc;padding:8px;max-width:100%}
+.gallery-item img{width:220px;margin-right:4px;vertical-align:top}.meta{color:#555;font-size:90%;max-width:680px}
 .key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
 """
 
@@ -127,10 +128,10 @@ def _page(title: str, body: str) -> str:
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table>{head}{body}</table>"
 
 
 def _metric_rows(summary: Mapping[str, Mapping[str, float]]) -> list[list[str]]:
@@ -181,7 +182,7 @@ def write_report(result: EvalResult, samples: Mapping[str, Sample], folder: Path
              ("skipped (no ground truth)", str(meta.get("skipped_without_mask", 0))),
              ("seconds", str(meta.get("seconds"))), ("created", meta.get("created"))]
     body = [
-        _table(["", ""], [[k, str(v)] for k, v in facts if v is not None]),
+        _table(None, [[k, str(v)] for k, v in facts if v is not None]),
         "<h2>Metrics (%)</h2>",
         _table(["frame", *METRICS, "items"], _metric_rows(summary)),
         "<p class='meta'>canvas: the authors' evaluation on the padded 1024 canvas; image: at the "
