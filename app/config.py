@@ -23,20 +23,16 @@ from urllib.parse import urlsplit
 from segearth.constants import RELEASED_CHECKPOINTS
 from segearth.errors import InputError
 from segearth.geo.tiles import TileSource
+from segearth.predictor import PRECISIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 DEMO_CHECKPOINT = ASSETS_DIR / "demo-checkpoint"
 
-#: Precision choices shown in the page, value -> label.
-PRECISIONS = {
-    "auto": "auto (bf16 on GPU, fp32 on CPU)",
-    "fp32": "fp32",
-    "bf16": "bf16",
-    "fp16": "fp16",
-    "int8": "8-bit (int8, GPU)",
-}
+#: How the page names segearth's precisions (the choices themselves are segearth's).
+PRECISION_LABELS = {"auto": "auto (bf16/fp16 on a GPU, fp32 on CPU)", "fp16": "fp16 (GPU)",
+                    "int8": "8-bit (int8)", "int4": "4-bit (int4)"}
 
 _OSM = TileSource(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                   attribution="&copy; OpenStreetMap contributors", max_zoom=19, name="street")
@@ -78,7 +74,8 @@ class AppConfig:
                       or _default_checkpoint(demo, environ))
         precision = environ.get("SEGEARTH_PRECISION", "auto").strip() or "auto"
         if precision not in PRECISIONS:
-            raise InputError(f"SEGEARTH_PRECISION={precision!r}: use one of {', '.join(PRECISIONS)}.")
+            raise InputError(f"SEGEARTH_PRECISION={precision!r}: use one of "
+                             f"{', '.join(PRECISIONS)}.")
         street_url = environ.get("SEGEARTH_STREET_TILE_URL", "").strip()
         street = _OSM if not street_url else TileSource(
             url=street_url, name="street", attribution=environ.get(

@@ -7,12 +7,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import gradio as gr
 import numpy as np
 
 from segearth.errors import InputError, SegEarthError
+from segearth.visualize import blend
 
 from . import messages
 from .config import AppConfig
@@ -20,7 +22,7 @@ from .downloads import write_downloads
 from .examples import load_examples
 from .map_view import parse_area
 from .models import ModelCache
-from .render import blend, image_rgba, map_layer, mask_rgba
+from .render import image_rgba, map_layer, mask_rgba
 from .runs import Answer, Run, RunView
 from .sources import SourceCache
 
@@ -30,6 +32,8 @@ SOURCE_MAP = "map"
 SOURCE_UPLOAD = "upload"
 TAB_MAP = "map"
 TAB_IMAGE = "image"
+#: Clears the map's result layers (Gradio drops None-valued props from updates, so not None).
+NO_LAYERS: dict = {}
 
 
 def shows_errors(fn: Callable) -> Callable:
@@ -108,13 +112,13 @@ class Handlers:
         """Show an upload where it belongs: a GeoTIFF on the map at its place, a plain image in
         the image view."""
         if not path:
-            return Preview(gr.update(layers=None), None, gr.skip(), gr.skip())
+            return Preview(gr.update(layers=NO_LAYERS), None, gr.skip(), gr.skip())
         geo, _ = self.sources.upload(path)
         if geo.is_georeferenced:
             layer = map_layer(image_rgba(geo), geo)
             return Preview(gr.update(layers={"image": layer, "fit": layer["bounds"]}), geo.image,
                            gr.Tabs(selected=TAB_MAP), SOURCE_UPLOAD)
-        return Preview(gr.update(layers=None), geo.image, gr.Tabs(selected=TAB_IMAGE),
+        return Preview(gr.update(layers=NO_LAYERS), geo.image, gr.Tabs(selected=TAB_IMAGE),
                        SOURCE_UPLOAD)
 
     # --- the run ---------------------------------------------------------------------------
@@ -148,7 +152,9 @@ class Handlers:
             progress(0.05, desc="Fetching map tiles")
             geo, cached = self.sources.area(geometry, self.config.satellite,
                                             self.config.max_tiles)
-        run = Run(question, geo, [], {"imagery": None if cached else time.perf_counter() - start})
+        name = Path(upload).stem if source == SOURCE_UPLOAD else "area"
+        run = Run(question, geo, name,
+                  timings={"imagery": None if cached else time.perf_counter() - start})
         if source == SOURCE_UPLOAD and geo.is_georeferenced:
             run.backdrop = map_layer(image_rgba(geo), geo)
 
@@ -160,9 +166,11 @@ class Handlers:
             progress((i + 0.5) / len(models), desc=f"Reading the image{step}")
             encode = model.use_image(geo.image)
             progress((i + 0.7) / len(models), desc=f"Answering{step}")
+            start = time.perf_counter()
             prediction = model.predictor.predict(question, threshold=threshold, answer=True)
             run.answers.append(Answer(ckpt, prec, prediction, {
-                "load": None if loaded else model.load_seconds, "encode": encode}))
+                "load": None if loaded else model.load_seconds, "encode": encode,
+                "answer": time.perf_counter() - start}))
         return self.show(run, threshold, opacity)
 
     @shows_errors
@@ -172,18 +180,19 @@ class Handlers:
             return Shown(*(gr.skip() for _ in Shown._fields))
         view = run.at(threshold)
         is_demo = self.config.is_demo(run.answers[0].checkpoint)
-        compared = len(view.masks) > 1
+        masks = [p.mask for p in view.predictions]
+        compared = len(masks) > 1
         return Shown(
             run=run,
             map=gr.update(layers=_map_layers(view), opacity=opacity),
-            image=blend(run.geo.image, view.mask, opacity),
+            image=blend(run.geo.image, masks[0], opacity),
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=messages.answer_text(view),
             summary=messages.summary(view, is_demo),
-            downloads=[str(p) for p in write_downloads(view, opacity)],
+            downloads=[str(p) for p in write_downloads(view)],
             compare=gr.update(visible=compared),
-            compare_left=blend(run.geo.image, view.masks[0], opacity) if compared else None,
-            compare_right=blend(run.geo.image, view.masks[1], opacity) if compared else None,
+            compare_left=blend(run.geo.image, masks[0], opacity) if compared else None,
+            compare_right=blend(run.geo.image, masks[1], opacity) if compared else None,
             compare_text=messages.compare_text(view) if compared else "",
         )
 
@@ -195,10 +204,10 @@ def _checkpoint(value: str) -> str:
     return value
 
 
-def _map_layers(view: RunView) -> dict | None:
+def _map_layers(view: RunView) -> dict:
     """The map's layers for a run: the mask over the area, its outlines, a GeoTIFF backdrop."""
     if not view.run.georeferenced:
-        return None
+        return NO_LAYERS
     return {"image": view.run.backdrop,
-            "overlay": map_layer(mask_rgba(view.mask), view.run.geo),
+            "overlay": map_layer(mask_rgba(view.prediction.mask), view.run.geo),
             "outlines": view.features, "fit": None}

@@ -10,7 +10,8 @@ DEMO_BANNER = (
     "without internet. It is *not* SegEarth-R1: its masks and answers only show that the "
     "pipeline works. Pick a released checkpoint for real results.")
 
-_TIMING_LABELS = {"imagery": "imagery", "load": "load model", "encode": "encode image"}
+_TIMING_LABELS = {"imagery": "imagery", "load": "load model", "encode": "encode image",
+                  "answer": "mask and answer"}
 
 
 def seconds(value: float | None) -> str:
@@ -18,11 +19,10 @@ def seconds(value: float | None) -> str:
 
 
 def timings_line(view: RunView) -> str:
-    """One line per answer: where the time went, 'reused' where a cache answered."""
-    parts = [f"{_TIMING_LABELS.get(k, k)} {seconds(v)}" for k, v in view.run.timings.items()]
-    for answer in view.run.answers:
-        stages = {**answer.timings, **answer.prediction.timings}
-        parts += [f"{_TIMING_LABELS.get(k, k)} {seconds(v)}" for k, v in stages.items()]
+    """Where the time went, stage by stage (each answer's in turn), 'reused' where a cache
+    answered. The model's own per-stage timings are in the JSON record."""
+    stages = [view.run.timings] + [answer.timings for answer in view.run.answers]
+    parts = [f"{_TIMING_LABELS[k]} {seconds(v)}" for stage in stages for k, v in stage.items()]
     return "Timings: " + " · ".join(parts)
 
 
@@ -31,14 +31,14 @@ def area_text(view: RunView) -> str:
         regions = len(view.features["features"])
         return (f"{regions} region{'s' if regions != 1 else ''}, area "
                 f"{view.area['m2']:,.1f} m² ({view.area['ha']:,.4f} ha)")
-    return (f"{int(view.mask.sum()):,} px (the image has no georeferencing, so no area in m²; "
+    return (f"{int(view.prediction.mask.sum()):,} px (the image has no georeferencing, so no area in m²; "
             f"upload a GeoTIFF or draw on the map for m²/ha)")
 
 
 def summary(view: RunView, is_demo: bool) -> str:
     """Markdown: found or not, area, model, timings."""
     first = view.run.answers[0]
-    head = (f"**Target found**: {area_text(view)}." if view.found
+    head = (f"**Target found**: {area_text(view)}." if view.prediction.found
             else f"**{NO_TARGET}** at threshold {view.threshold:.2f}.")
     model = f"Checkpoint `{first.checkpoint}` ({first.precision})"
     if is_demo:
@@ -53,5 +53,5 @@ def compare_text(view: RunView) -> str:
 
 
 def answer_text(view: RunView) -> str:
-    answer = view.run.answers[0].prediction.answer
+    answer = view.prediction.answer
     return NO_ANSWER if answer is None else answer

@@ -1,6 +1,6 @@
-"""Pictures of a mask: the coloured overlay for the map, the blended image for the image view
-and the overlay PNG download, and PNG encoding. Pure numpy/PIL/rasterio, no model, so the
-sliders re-render in milliseconds.
+"""Images for the browser: the mask as a map overlay, a georeferenced image as a map layer
+(reprojected to the map's Web Mercator), PNG data URLs. No model, so the sliders re-render in
+milliseconds. The blended image itself is segearth.visualize's, as in the CLI's files.
 """
 from __future__ import annotations
 
@@ -15,46 +15,26 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from segearth.geo import GeoImage
 from segearth.geo.raster import lonlat_transformer
+from segearth.visualize import MASK_COLOR
 
-MASK_COLOR = (255, 48, 48)
-OUTLINE_COLOR = (0, 229, 255)
 #: Longest side of images sent to the browser: enough for a sharp map overlay, small enough
 #: that a slider move stays a small message.
 MAX_DISPLAY_SIZE = 2048
 WEB_MERCATOR = CRS.from_epsg(3857)
 
 
-def outline(mask: np.ndarray) -> np.ndarray:
-    """Pixels of `mask` that touch background (4-neighbourhood): a one-pixel boundary."""
-    padded = np.pad(mask, 1, mode="constant")
-    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
-    return mask & ~interior
-
-
 def mask_rgba(mask: np.ndarray) -> np.ndarray:
-    """The mask in MASK_COLOR, transparent elsewhere; its opacity is set by the map."""
+    """The mask in segearth's mask colour, transparent elsewhere; the map sets its opacity."""
     rgba = np.zeros((*mask.shape, 4), np.uint8)
     rgba[mask] = (*MASK_COLOR, 255)
     return rgba
 
 
-def blend(image: np.ndarray, mask: np.ndarray, opacity: float) -> np.ndarray:
-    """The image with the mask tinted at `opacity` and its outline drawn solid."""
-    out = image.astype(np.float32)
-    out[mask] = (1 - opacity) * out[mask] + opacity * np.asarray(MASK_COLOR, np.float32)
-    out[outline(mask)] = OUTLINE_COLOR
-    return out.round().astype(np.uint8)
-
-
-def png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", optimize=False)
-    return buffer.getvalue()
-
-
 def data_url(array: np.ndarray) -> str:
     """A PNG data URL: the map's overlays travel inside the component's props, no file route."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(array)).decode("ascii")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _shrink(rgba: np.ndarray, transform: Affine) -> tuple[np.ndarray, Affine]:

@@ -1,36 +1,36 @@
 """One run: a question about one image, answered by one checkpoint (two in compare mode).
 
-A `Run` keeps the probabilities, so `Run.at(threshold)` re-thresholds without the model; it is
-what the page's sliders and the downloads are computed from.
+A `Run` keeps the predictions with their probabilities, so `Run.at(threshold)` re-thresholds
+without the model; it is what the page's sliders and the downloads are computed from.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-
 from segearth.geo import GeoImage, mask_to_features
 from segearth.metrics import intersection_union, sample_iou
+from segearth.outputs import run_record
 from segearth.predictor import Prediction
 
 
 @dataclass
 class Answer:
-    """What one checkpoint at one precision said."""
+    """What one checkpoint at one precision said, and the app-side seconds it took."""
 
     checkpoint: str
     precision: str
     prediction: Prediction
-    timings: dict[str, float | None]  # seconds; None = skipped (cached)
+    timings: dict[str, float | None]  # load / encode / predict; None = a cache answered
 
 
 @dataclass
 class Run:
     question: str
     geo: GeoImage
-    answers: list[Answer]  # 1, or 2 in compare mode
+    name: str  # file-name stem of the downloads: the upload's stem, or "area"
+    answers: list[Answer] = field(default_factory=list)  # 1, or 2 in compare mode
     timings: dict[str, float | None] = field(default_factory=dict)  # before the model
     backdrop: dict | None = None  # map layer of a georeferenced upload, shown under the mask
     time_utc: str = field(
@@ -41,17 +41,20 @@ class Run:
         return self.geo.is_georeferenced
 
     def at(self, threshold: float) -> "RunView":
-        """The run re-thresholded: masks clipped to the valid pixels, areas and polygons."""
-        masks = []
+        """The run re-thresholded, masks clipped to the valid pixels (inside a drawn polygon,
+        not nodata), with polygons and areas for georeferenced images."""
+        predictions = []
         for answer in self.answers:
-            mask = answer.prediction.with_threshold(threshold).mask
-            masks.append(mask if self.geo.valid is None else mask & self.geo.valid)
-        features = (mask_to_features(masks[0], self.geo, self.properties(threshold))
+            prediction = answer.prediction.with_threshold(threshold)
+            if self.geo.valid is not None:
+                prediction = replace(prediction, mask=prediction.mask & self.geo.valid)
+            predictions.append(prediction)
+        features = (mask_to_features(predictions[0].mask, self.geo, self.properties(threshold))
                     if self.georeferenced else None)
-        return RunView(self, threshold, masks, features)
+        return RunView(self, threshold, predictions, features)
 
     def properties(self, threshold: float) -> dict[str, Any]:
-        """What travels with the outputs (GeoJSON properties, GeoTIFF tags)."""
+        """What travels with the geo outputs (GeoJSON properties, GeoTIFF tags)."""
         first = self.answers[0]
         return {"question": self.question, "answer": first.prediction.answer,
                 "checkpoint": first.checkpoint, "precision": first.precision,
@@ -66,20 +69,16 @@ class RunView:
 
     run: Run
     threshold: float
-    masks: list[np.ndarray]
-    features: dict | None  # GeoJSON FeatureCollection (lon/lat) of masks[0]; None if not georeferenced
+    predictions: list[Prediction]  # thresholded and clipped, one per answer
+    features: dict | None  # GeoJSON (lon/lat) of the first mask; None without georeferencing
 
     @property
-    def mask(self) -> np.ndarray:
-        return self.masks[0]
-
-    @property
-    def found(self) -> bool:
-        return bool(self.mask.any())
+    def prediction(self) -> Prediction:
+        return self.predictions[0]
 
     @property
     def area(self) -> dict[str, float] | None:
-        """Total geodesic area of the mask, None for an image without georeferencing."""
+        """Total geodesic area of the first mask, None for an image without georeferencing."""
         if self.features is None:
             return None
         props = self.features["properties"]
@@ -88,28 +87,31 @@ class RunView:
     @property
     def iou(self) -> float | None:
         """IoU between the two compared masks (compare mode only)."""
-        if len(self.masks) < 2:
+        if len(self.predictions) < 2:
             return None
-        return sample_iou(*intersection_union(self.masks[0], self.masks[1]))
+        return sample_iou(*intersection_union(self.predictions[0].mask,
+                                              self.predictions[1].mask))
 
-    def record(self) -> dict[str, Any]:
-        """The JSON record of the run: enough to reproduce and to cite it."""
-        geo = self.run.geo
-        return {
-            "question": self.run.question,
-            "threshold": self.threshold,
-            "time_utc": self.run.time_utc,
+    def record_extra(self) -> dict[str, Any]:
+        """What the app adds to segearth's run record (`outputs.run_record`) of the first answer:
+        where the image came from, the app's timings and, in compare mode, the second answer
+        and the IoU."""
+        run, first = self.run, self.run.answers[0]
+        geo = run.geo
+        extra: dict[str, Any] = {
+            "checkpoint": first.checkpoint,
+            "precision": first.precision,
+            "time_utc": run.time_utc,
             "image": {"size": [geo.shape[1], geo.shape[0]], "source": geo.source,
                       "crs": geo.crs.to_string() if geo.crs else None,
                       "transform": list(geo.transform)[:6] if geo.transform else None},
-            "timings": self.run.timings,
-            "answers": [{
-                "checkpoint": a.checkpoint, "precision": a.precision,
-                "answer": a.prediction.answer, "found": bool(mask.any()),
-                "mask_pixels": int(mask.sum()), "timings": {**a.timings, **a.prediction.timings},
-                "provenance": a.prediction.provenance,
-            } for a, mask in zip(self.run.answers, self.masks)],
+            "app_timings_s": {**run.timings, **first.timings},
             "area": self.area,
             "feature_count": None if self.features is None else len(self.features["features"]),
-            "iou_between_answers": self.iou,
         }
+        if len(run.answers) > 1:
+            second = run.answers[1]
+            extra["compare"] = {**run_record(self.predictions[1], run.question),
+                                "checkpoint": second.checkpoint, "precision": second.precision,
+                                "app_timings_s": second.timings, "iou": self.iou}
+        return extra

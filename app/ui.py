@@ -5,8 +5,10 @@ from typing import Any
 
 import gradio as gr
 
+from segearth.predictor import PRECISIONS
+
 from . import messages, static_files
-from .config import EXAMPLES_DIR, PRECISIONS, AppConfig
+from .config import EXAMPLES_DIR, PRECISION_LABELS, AppConfig
 from .handlers import SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Handlers, Preview, Shown
 from .map_view import MapView, basemap
 
@@ -25,7 +27,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
     config = config or AppConfig.from_env()
     h = handlers or Handlers(config)
     static_files.register(EXAMPLES_DIR)
-    precisions = [(label, key) for key, label in PRECISIONS.items()]
+    precisions = [(PRECISION_LABELS.get(p, p), p) for p in PRECISIONS]
     checkpoints = [(label, value) for label, value in config.checkpoints.items()]
     lat, lon, zoom = config.map_view
 
@@ -41,10 +43,10 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                         map_view = MapView(
                             basemaps=[basemap("satellite", "Satellite", config.satellite),
                                       basemap("street", "Street map", config.street)],
-                            view={"center": [lat, lon], "zoom": zoom}, elem_id="map")
+                            view={"center": [lat, lon], "zoom": zoom}, label="Map", elem_id="map")
                     with gr.Tab("Image", id=TAB_IMAGE):
-                        image_view = gr.Image(label="Image", type="numpy", interactive=False,
-                                              elem_id="image-view")
+                        image_view = gr.Image(label="Image", type="numpy", format="png",
+                                              interactive=False, elem_id="image-view")
                 examples = gr.Gallery(
                     [(str(e.image), e.question) for e in h.examples], label="Examples (click one)",
                     columns=len(h.examples), height=200, allow_preview=False, elem_id="examples")
@@ -59,7 +61,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                                   "gather safely?")
                 run_button = gr.Button("Run", variant="primary", elem_id="run")
                 answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
-                summary = gr.Markdown(elem_id="summary")
+                summary = gr.Markdown(label="Summary", elem_id="summary")
                 threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
                                       elem_id="threshold")
                 opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity",
@@ -82,10 +84,11 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                               elem_id="precision-b")
         with gr.Column(visible=False) as compare_panel:
             with gr.Row():
-                compare_left = gr.Image(label="First", interactive=False, elem_id="compare-left")
-                compare_right = gr.Image(label="Second", interactive=False,
+                compare_left = gr.Image(label="First", format="png", interactive=False,
+                                        elem_id="compare-left")
+                compare_right = gr.Image(label="Second", format="png", interactive=False,
                                          elem_id="compare-right")
-            compare_text = gr.Markdown(elem_id="compare-text")
+            compare_text = gr.Markdown(label="Comparison", elem_id="compare-text")
 
         shown = Shown(run_state, map_view, image_view, tabs, answer, summary, downloads,
                       compare_panel, compare_left, compare_right, compare_text)

@@ -67,6 +67,21 @@
 
     const results = L.layerGroup().addTo(map);
     let overlay = null;
+    // A map inside a hidden tab has no size, and fitting it then picks a nonsense zoom: keep
+    // the bounds until the container is shown, and re-measure whenever its size changes.
+    let pendingFit = null;
+    function fit(bounds) {
+      pendingFit = bounds;
+      if (container.clientWidth > 0 && container.clientHeight > 0) {
+        map.invalidateSize();
+        map.fitBounds(pendingFit);
+        pendingFit = null;
+      }
+    }
+    new ResizeObserver(function () {
+      map.invalidateSize();
+      if (pendingFit) fit(pendingFit);
+    }).observe(container);
     function render() {
       const spec = props.layers || {};
       results.clearLayers();
@@ -82,13 +97,11 @@
       if (spec.outlines) {
         L.geoJSON(spec.outlines, { style: OUTLINE_STYLE }).addTo(results);
       }
-      if (spec.fit) map.fitBounds(toBounds(spec.fit));
+      if (spec.fit) fit(toBounds(spec.fit));
     }
     watch("layers", render);
     watch("opacity", function () { if (overlay) overlay.setOpacity(props.opacity); });
     render();
-    // The map may mount inside a hidden tab: re-measure whenever the container's size changes.
-    new ResizeObserver(function () { map.invalidateSize(); }).observe(container);
   }
 
   window.SegEarthMap = { mount: mount };

@@ -1,0 +1,219 @@
+"""The app through its API (gradio_client), no browser: the same runs as the page, the files it
+offers, and each error path's message."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pytest
+import rasterio
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from .conftest import AREA, free_port, utm_bounds_lonlat
+
+QUESTION = "If an earthquake struck, where could residents gather safely?"
+
+
+class Result(NamedTuple):
+    """The run endpoint's outputs, in order (state and layout updates are not part of the API)."""
+
+    map: Any
+    image: str | None
+    answer: str
+    summary: str
+    downloads: list[str]
+    compare_left: str | None
+    compare_right: str | None
+    compare_text: str
+
+
+@pytest.fixture
+def client(app_url: str) -> Client:
+    """A fresh session (its own run state)."""
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(app_environ: dict[str, str]) -> str:
+    return app_environ["SEGEARTH_DEMO_CHECKPOINT"]
+
+
+def run(client: Client, checkpoint: str, *, source: str = "map", area: str = AREA,
+        upload: Path | None = None, question: str = QUESTION, precision: str = "fp32",
+        compare: bool = False, checkpoint_b: str | None = None, precision_b: str = "fp32",
+        threshold: float = 0.5, opacity: float = 0.5) -> Result:
+    return Result(*client.predict(
+        source, area, handle_file(str(upload)) if upload else None, question, checkpoint,
+        precision, compare, checkpoint_b or checkpoint, precision_b, threshold, opacity,
+        api_name="/run"))
+
+
+def render(client: Client, threshold: float, opacity: float = 0.5) -> Result:
+    return Result(*client.predict(threshold, opacity, api_name="/render"))
+
+
+def files(result: Result) -> dict[str, Path]:
+    return {Path(p).name: Path(p) for p in result.downloads}
+
+
+def record(result: Result) -> dict:
+    """The JSON record among the downloads."""
+    (path,) = [p for p in map(Path, result.downloads) if p.suffix == ".json"]
+    return json.loads(path.read_text())
+
+
+def layers(result: Result) -> dict:
+    return result.map["props"]["layers"]
+
+
+def bbox(geometry: dict) -> tuple[float, float, float, float]:
+    xs, ys = zip(*geometry["coordinates"][0])
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def assert_bounds_close(bounds: list, expected: tuple[float, float, float, float],
+                        tol: float) -> None:
+    """Leaflet bounds [[S, W], [N, E]] against (west, south, east, north)."""
+    (south, west), (north, east) = bounds
+    assert np.allclose([west, south, east, north], expected, atol=tol), (bounds, expected)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+def test_run_on_drawn_area_shows_mask_answer_area_and_files(client, checkpoint):
+    result = run(client, checkpoint, threshold=0.05)
+
+    assert result.answer.strip()
+    meta = record(result)
+    width, height = meta["image"]["size"]
+    # The overlay lies exactly over the drawn area (to one fetched pixel, ~1 m at this zoom).
+    assert_bounds_close(layers(result)["overlay"]["bounds"], bbox(json.loads(AREA)), tol=2e-5)
+
+    names = files(result)
+    assert set(names) == {"area_mask.png", "area_overlay.png", "area_probability.png",
+                          "area.json", "area_mask.tif", "area_mask.geojson"}
+    mask = np.asarray(Image.open(names["area_mask.png"]))
+    assert mask.shape == (height, width) and set(np.unique(mask)) <= {0, 255}
+    assert Image.open(names["area_overlay.png"]).size == (width, height)
+    with rasterio.open(names["area_mask.tif"]) as tif:
+        assert tif.crs.to_epsg() == 3857 and (tif.width, tif.height) == (width, height)
+        assert (tif.read(1) > 0).sum() == (mask > 0).sum()
+    geojson = json.loads(names["area_mask.geojson"].read_text())
+    assert geojson["properties"]["question"] == QUESTION
+    assert meta["question"] == QUESTION and meta["checkpoint"] == checkpoint
+    assert meta["answer"] == result.answer and meta["found"] == bool(mask.any())
+
+    if mask.any():
+        assert geojson["features"] and all(f["properties"]["area_m2"] > 0
+                                           for f in geojson["features"])
+        area_m2 = geojson["properties"]["total_area_m2"]
+        assert f"{area_m2:,.1f} m²" in result.summary and " ha)" in result.summary
+        assert layers(result)["outlines"]["features"]
+    else:
+        assert "No target found" in result.summary and not geojson["features"]
+
+
+def test_follow_up_question_reuses_imagery_and_image_features(client, checkpoint):
+    run(client, checkpoint, question="Where could a helicopter land?")
+    second = run(client, checkpoint, question="Which area is paved?")
+    assert "encode image reused (cached)" in second.summary
+    assert "imagery reused (cached)" in second.summary
+    assert record(second)["question"] == "Which area is paved?"
+
+
+def test_sliders_rerender_from_the_cached_probability(client, checkpoint):
+    low = run(client, checkpoint, threshold=0.05)
+    high = render(client, threshold=0.95, opacity=0.8)
+    low_meta, high_meta = record(low), record(high)
+
+    assert (low_meta["threshold"], high_meta["threshold"]) == (0.05, 0.95)
+    assert high_meta["time_utc"] == low_meta["time_utc"]  # the same run, not a new one
+    assert high.answer == low.answer
+    assert high.map["props"]["opacity"] == 0.8
+    assert high_meta["positive_fraction"] <= low_meta["positive_fraction"]
+
+
+def test_compare_mode_shows_both_masks_and_their_iou(client, checkpoint):
+    result = run(client, checkpoint, compare=True, precision="fp32", precision_b="bf16",
+                 threshold=0.05)
+    match = re.search(r"IoU between the two masks: ([0-9.]+)", result.compare_text)
+    assert match and 0.0 <= float(match.group(1)) <= 1.0
+    assert Path(result.compare_left).is_file() and Path(result.compare_right).is_file()
+    meta = record(result)
+    assert (meta["precision"], meta["compare"]["precision"]) == ("fp32", "bf16")
+    assert meta["compare"]["iou"] == pytest.approx(float(match.group(1)), abs=1e-3)
+
+
+def test_plain_image_upload_shows_in_the_image_view(client, checkpoint, plain_image):
+    preview = client.predict(handle_file(str(plain_image)), api_name="/preview")
+    assert preview[0]["props"]["layers"] == {}  # nothing to place on the map
+    assert Image.open(preview[1]).size == (300, 200)
+
+    result = run(client, checkpoint, source="upload", upload=plain_image)
+    assert "no georeferencing" in result.summary or "No target found" in result.summary
+    assert set(files(result)) == {"plain_mask.png", "plain_overlay.png", "plain_probability.png",
+                                  "plain.json"}
+    assert Image.open(files(result)["plain_mask.png"]).size == (300, 200)
+    assert Image.open(result.image).size == (300, 200)
+
+
+def test_geotiff_upload_is_placed_on_the_map(client, checkpoint, utm_geotiff):
+    preview = client.predict(handle_file(str(utm_geotiff)), api_name="/preview")
+    image_layer = preview[0]["props"]["layers"]["image"]
+    # Reprojected from UTM to the map's Web Mercator: the bounds are the raster's lon/lat extent.
+    assert_bounds_close(image_layer["bounds"], utm_bounds_lonlat(), tol=2e-5)
+
+    result = run(client, checkpoint, source="upload", upload=utm_geotiff, threshold=0.05)
+    assert_bounds_close(layers(result)["overlay"]["bounds"], utm_bounds_lonlat(), tol=2e-5)
+    assert layers(result)["image"]["bounds"] == image_layer["bounds"]
+    with rasterio.open(files(result)["utm_mask.tif"]) as tif:
+        assert tif.crs.to_epsg() == 32632 and (tif.width, tif.height) == (256, 192)
+
+
+# --- errors: each shows its message, and the app keeps serving -------------------------------
+def test_no_area_drawn(client, checkpoint):
+    with pytest.raises(AppError, match="No area drawn"):
+        run(client, checkpoint, area="")
+
+
+def test_empty_question(client, checkpoint):
+    with pytest.raises(AppError, match="Type a question"):
+        run(client, checkpoint, question="   ")
+
+
+def test_broken_upload(client, checkpoint, broken_upload):
+    with pytest.raises(AppError, match="broken.tif"):
+        client.predict(handle_file(str(broken_upload)), api_name="/preview")
+    with pytest.raises(AppError, match="broken.tif"):
+        run(client, checkpoint, source="upload", upload=broken_upload)
+
+
+def test_missing_checkpoint_then_the_app_still_serves(client, checkpoint, tmp_path):
+    with pytest.raises(AppError, match="checkpoint|config.json|folder"):
+        run(client, str(tmp_path / "no-such-checkpoint"))
+    assert run(client, checkpoint).answer.strip()
+
+
+@pytest.fixture(scope="module")
+def app_without_tiles(app_environ: dict[str, str]):
+    """The app configured with a tile server that is down (a loopback port nobody listens on)."""
+    from app.config import AppConfig
+    from app.ui import LAUNCH_OPTIONS, build_app
+
+    down = f"http://127.0.0.1:{free_port()}/ok/{{z}}/{{x}}/{{y}}.png"
+    demo = build_app(AppConfig.from_env({**app_environ, "SEGEARTH_TILE_URL": down}))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **LAUNCH_OPTIONS)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_tile_server_down(app_without_tiles, checkpoint):
+    client = Client(app_without_tiles, verbose=False)
+    with pytest.raises(AppError, match="Tile server 127.0.0.1:[0-9]+ cannot be reached"):
+        run(client, checkpoint)

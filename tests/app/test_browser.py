@@ -1,0 +1,196 @@
+"""End to end in Debian's headless Chromium: `python app.py` against the loopback tile server,
+driven like a user (draw, type, click, download). Every request the page makes must stay on
+127.0.0.1; screenshots go to test-artifacts/app/."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+
+from .conftest import ARTIFACTS, REPO, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+QUESTION = "If an earthquake struck, where could residents gather safely?"
+FIRST_RUN_TIMEOUT_MS = 180_000  # the first run loads the model
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium is not installed at "
+                       "/usr/bin/chromium (scripts/setup.sh installs it with apt)"),
+]
+
+
+@pytest.fixture(scope="module")
+def app_url(app_environ: dict[str, str], tmp_path_factory) -> Iterator[str]:
+    """`python app.py` in a subprocess, configured only through its environment."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    env = {**os.environ, **app_environ, "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not answer within 120 s:\n{log.read_text()}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A page that may only talk to 127.0.0.1: anything else is blocked and fails the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    outside: list[str] = []
+
+    def guard(route):
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1:", "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector(".leaflet-draw-draw-rectangle", timeout=60_000)
+    yield page
+    context.close()
+    assert not outside, f"the page tried to leave 127.0.0.1: {outside}"
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def assert_same_box(actual: dict, expected: dict, tol: float) -> None:
+    for key in ("x", "y", "width", "height"):
+        assert abs(actual[key] - expected[key]) <= tol, (key, actual, expected)
+
+
+def run_and_wait(page) -> str:
+    """Ask QUESTION, wait for the new summary, return it."""
+    page.locator("#question textarea").fill(QUESTION)
+    page.locator("#summary").evaluate("e => e.dataset.before = e.innerText")
+    page.click("#run")
+    page.wait_for_function(
+        "() => { const e = document.querySelector('#summary');"
+        " return e.innerText.includes('Timings') && e.innerText !== e.dataset.before; }",
+        timeout=FIRST_RUN_TIMEOUT_MS)
+    return page.inner_text("#summary")
+
+
+def download(page, name: str, folder: Path) -> Path:
+    with page.expect_download() as info:
+        page.locator(f"#downloads a[download='{name}']").click()
+    path = folder / name
+    info.value.save_as(path)
+    return path
+
+
+def test_draw_ask_see_overlay_answer_area_and_download(page, tmp_path):
+    assert "Demo model" in page.inner_text("#demo-banner")  # offline: the bundled demo model
+    map_box = page.locator("#map .segearth-map").bounding_box()
+    cx, cy = map_box["x"] + map_box["width"] / 2, map_box["y"] + map_box["height"] / 2
+    page.click(".leaflet-draw-draw-rectangle")
+    page.mouse.move(cx - 120, cy - 90)
+    page.mouse.down()
+    page.mouse.move(cx + 120, cy + 90, steps=8)
+    page.mouse.up()
+    drawn = page.locator("path.segearth-area").bounding_box()
+
+    summary = run_and_wait(page)
+    overlay = page.locator("img.segearth-overlay")
+    overlay.wait_for(state="attached")
+    assert_same_box(overlay.bounding_box(), drawn, tol=4)
+    assert page.input_value("#answer textarea").strip()
+    assert "No target found" in summary or ("m²" in summary and " ha)" in summary)
+    screenshot(page, "map_run")
+
+    record = json.loads(download(page, "area.json", tmp_path).read_text())
+    width, height = record["image"]["size"]
+    assert record["question"] == QUESTION
+    mask = np.asarray(Image.open(download(page, "area_mask.png", tmp_path)))
+    assert mask.shape == (height, width)
+    assert Image.open(download(page, "area_overlay.png", tmp_path)).size == (width, height)
+    assert Image.open(download(page, "area_probability.png", tmp_path)).size == (width, height)
+    with rasterio.open(download(page, "area_mask.tif", tmp_path)) as tif:
+        assert tif.crs.to_epsg() == 3857 and (tif.width, tif.height) == (width, height)
+    geojson = json.loads(download(page, "area_mask.geojson", tmp_path).read_text())
+    assert geojson["type"] == "FeatureCollection"
+    assert bool(geojson["features"]) == bool(mask.any())
+    assert all(f["properties"]["area_m2"] > 0 for f in geojson["features"])
+
+    # Opacity acts on the shown overlay without a new run; the street basemap is one click away.
+    slider = page.locator("#opacity input[type=range]")
+    slider.fill("0.9")
+    slider.dispatch_event("pointerup")  # what releasing the handle sends
+    page.wait_for_function("() => document.querySelector('img.segearth-overlay')"
+                           ".style.opacity === '0.9'", timeout=30_000)
+    page.get_by_text("Street map", exact=True).click()
+    page.wait_for_selector(".segearth-basemap-street img", timeout=30_000)
+
+
+def test_upload_plain_image_then_geotiff(page, plain_image, utm_geotiff):
+    page.locator("#upload input[type=file]").set_input_files(str(plain_image))
+    page.wait_for_selector("#image-view img", timeout=30_000)
+    assert page.locator("#source input[value=upload]").is_checked()
+    summary = run_and_wait(page)
+    assert "No target found" in summary or "no georeferencing" in summary
+    assert page.locator("#downloads a[download='plain_mask.tif']").count() == 0
+    assert page.locator("#downloads a[download='plain_mask.png']").count() == 1
+    screenshot(page, "image_run")
+
+    page.locator("#upload button[aria-label='Clear']").click()
+    page.locator("#upload input[type=file]").set_input_files(str(utm_geotiff))
+    image = page.locator("img.segearth-image")
+    image.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(500)  # fitBounds animation
+    box, map_box = image.bounding_box(), page.locator("#map .segearth-map").bounding_box()
+    # The map zoomed to the GeoTIFF: it sits in the middle, most of the map's size.
+    assert abs(box["x"] + box["width"] / 2 - (map_box["x"] + map_box["width"] / 2)) < 5
+    assert abs(box["y"] + box["height"] / 2 - (map_box["y"] + map_box["height"] / 2)) < 5
+    assert box["width"] > map_box["width"] / 4 or box["height"] > map_box["height"] / 4
+
+    run_and_wait(page)
+    overlay = page.locator("img.segearth-overlay")
+    overlay.wait_for(state="attached")
+    assert_same_box(overlay.bounding_box(), image.bounding_box(), tol=3)
+    assert page.locator("#downloads a[download='utm_mask.tif']").count() == 1
+    screenshot(page, "geotiff_run")
