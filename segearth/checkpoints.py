@@ -180,11 +180,16 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: st
 
 def load_tokenizer(folder: Path):
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # it reads config.json and warns that llava_phi is unknown to it
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
     except (OSError, ValueError, TypeError) as err:
         raise CheckpointError(f"{folder} has no usable tokenizer files ({err}).") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if constants.SEG_TOKEN not in tokenizer.get_vocab():
         raise CheckpointError(f"The tokenizer in {folder} lacks {constants.SEG_TOKEN}: not a SegEarth-R1 tokenizer.")
     return tokenizer

@@ -170,11 +170,17 @@ def logits_to_canvas(logits: torch.Tensor, canvas: int = constants.IMAGE_SIZE) -
 
 
 def canvas_to_image(canvas_values: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Undo the padding and the resize: canvas (C, C) float -> (H, W) float, bilinear."""
+    """Undo the padding and the resize: canvas (C, C) float -> (H, W) float.
+
+    Shrinking samples the nearest canvas pixel, so a mask thresholded at image size is exactly
+    the authors' canvas mask resampled; enlarging interpolates bilinearly for smooth edges.
+    """
     valid = np.ascontiguousarray(canvas_values[geometry.valid_slice], dtype=np.float32)
     if valid.shape == (geometry.height, geometry.width):
         return valid
-    return cv2.resize(valid, (geometry.width, geometry.height), interpolation=cv2.INTER_LINEAR)
+    enlarging = geometry.height * geometry.width > valid.shape[0] * valid.shape[1]
+    interpolation = cv2.INTER_LINEAR if enlarging else cv2.INTER_NEAREST_EXACT
+    return cv2.resize(valid, (geometry.width, geometry.height), interpolation=interpolation)
 
 
 # --- text ------------------------------------------------------------------------------------
