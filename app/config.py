@@ -1,15 +1,7 @@
-"""Everything the app reads from the environment, read once at start-up.
+"""Everything the app reads from the environment, read once at start-up (`AppConfig.from_env`).
 
-| variable | meaning | default |
-|---|---|---|
-| SEGEARTH_CHECKPOINT | checkpoint preselected and loaded on the first run (hub id or folder) | released EarthReason if the hub (or its local cache) has it, else the bundled demo |
-| SEGEARTH_DEMO_CHECKPOINT | the small offline demo checkpoint | assets/demo-checkpoint |
-| SEGEARTH_PRECISION | auto, fp32, bf16, fp16 or int8 | auto |
-| SEGEARTH_TILE_URL (+ _ATTRIBUTION, _MAX_ZOOM) | satellite XYZ tiles, for the basemap *and* the model input | Esri World Imagery |
-| SEGEARTH_STREET_TILE_URL (+ _ATTRIBUTION) | the street basemap | OpenStreetMap |
-| SEGEARTH_MAP_VIEW | initial map view "lat,lon,zoom" | 30.5928,114.3055,15 |
-| SEGEARTH_MAX_TILES | tile cap per drawn area (bounds download and image size) | 16 |
-| GRADIO_SERVER_PORT / GRADIO_SERVER_NAME | read by Gradio itself | 7860 / 127.0.0.1 |
+The variables and their defaults are listed for users in app/README_SECTION.md (the README's
+"Web app" section). GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself.
 """
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                               interactive=False, elem_id="image-view")
                 examples = gr.Gallery(
                     [(str(e.image), e.question) for e in h.examples], label="Examples (click one)",
-                    columns=len(h.examples), height=200, allow_preview=False, elem_id="examples")
+                    columns=len(h.examples), height=200, allow_preview=False, buttons=[],
+                    interactive=False, elem_id="examples")
             with gr.Column(scale=2):
                 upload = gr.File(label="Upload an image or GeoTIFF", file_types=UPLOAD_TYPES,
                                  elem_id="upload")

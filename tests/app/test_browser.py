@@ -116,6 +116,13 @@ def run_and_wait(page) -> str:
     return page.inner_text("#summary")
 
 
+def upload(page, path: Path) -> None:
+    """Choose `path` in the upload box and wait until the page has it."""
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.locator("#upload", has_text=path.stem).wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#source input[value=upload]').checked")
+
+
 def download(page, name: str, folder: Path) -> Path:
     with page.expect_download() as info:
         page.locator(f"#downloads a[download='{name}']").click()
@@ -167,9 +174,15 @@ def test_draw_ask_see_overlay_answer_area_and_download(page, tmp_path):
     page.wait_for_selector(".segearth-basemap-street img", timeout=30_000)
 
 
-def test_upload_plain_image_then_geotiff(page, plain_image, utm_geotiff):
-    page.locator("#upload input[type=file]").set_input_files(str(plain_image))
+def test_examples_then_upload_plain_image_then_geotiff(page, plain_image, utm_geotiff):
+    # An example fills the question and the upload, and shows its image.
+    page.locator("#examples button.thumbnail-item").first.click()
     page.wait_for_selector("#image-view img", timeout=30_000)
+    assert "fire engines" in page.input_value("#question textarea")
+    assert "neon_yell_road_forest" in page.inner_text("#upload")
+    page.locator("#upload button[aria-label='Clear']").click()
+
+    upload(page, plain_image)
     assert page.locator("#source input[value=upload]").is_checked()
     summary = run_and_wait(page)
     assert "No target found" in summary or "no georeferencing" in summary
@@ -178,7 +191,7 @@ def test_upload_plain_image_then_geotiff(page, plain_image, utm_geotiff):
     screenshot(page, "image_run")
 
     page.locator("#upload button[aria-label='Clear']").click()
-    page.locator("#upload input[type=file]").set_input_files(str(utm_geotiff))
+    upload(page, utm_geotiff)
     image = page.locator("img.segearth-image")
     image.wait_for(state="visible", timeout=30_000)
     page.wait_for_timeout(500)  # fitBounds animation

@@ -1,0 +1,36 @@
+"""Start-up configuration: the offline default, the explicit choice, and clear messages for bad
+values."""
+from __future__ import annotations
+
+import pytest
+
+from app.config import AppConfig
+from segearth.constants import RELEASED_CHECKPOINTS
+from segearth.errors import SegEarthError
+
+
+def test_offline_start_uses_the_bundled_demo_model(app_environ):
+    config = AppConfig.from_env(app_environ)  # HF_HUB_OFFLINE, empty hub cache, no checkpoint set
+    assert config.checkpoint == app_environ["SEGEARTH_DEMO_CHECKPOINT"]
+    assert config.is_demo(config.checkpoint)
+    assert not config.is_demo(RELEASED_CHECKPOINTS["earthreason"])
+    assert config.satellite.url == app_environ["SEGEARTH_TILE_URL"]
+    assert config.satellite.attribution == "Synthetic test tiles"
+
+
+def test_an_explicit_checkpoint_is_preselected_and_offered(app_environ, tmp_path):
+    config = AppConfig.from_env({**app_environ, "SEGEARTH_CHECKPOINT": str(tmp_path)})
+    assert config.checkpoint == str(tmp_path) and not config.is_demo(config.checkpoint)
+    assert str(tmp_path) in config.checkpoints.values()
+    assert RELEASED_CHECKPOINTS["rrsisd"] in config.checkpoints.values()
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("SEGEARTH_PRECISION", "fp8", "SEGEARTH_PRECISION='fp8'"),
+    ("SEGEARTH_MAP_VIEW", "48.1,11.5", "lat,lon,zoom"),
+    ("SEGEARTH_MAX_TILES", "0", "SEGEARTH_MAX_TILES"),
+    ("SEGEARTH_TILE_URL", "ftp://tiles/{z}/{x}/{y}", "must be http"),
+])
+def test_bad_settings_say_what_to_fix(app_environ, name, value, message):
+    with pytest.raises(SegEarthError, match=message):
+        AppConfig.from_env({**app_environ, name: value})
