@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .geo.atomic import atomic_path
+from .fileio import atomic_path
 from .predictor import Prediction
 from .visualize import blend, probability_image
 

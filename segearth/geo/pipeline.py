@@ -4,6 +4,7 @@ where the imagery came from.
 """
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..fileio import atomic_path
+from ..outputs import write_prediction
 from .raster import GeoImage, RasterFile, read_raster
 from .tiled import predict_tiled
 from .tiles import Area, TileSource, fetch_area
@@ -63,15 +66,15 @@ class _MostConfidentWindow:
 
 
 def _segment(predictor: PredictorLike, grid: Georeferenced, question: str, threshold: float,
-             tiled: bool, window: int, overlap: int) -> tuple[np.ndarray, str | None, dict]:
-    """(mask, answer, provenance) at the grid's own size."""
+             tiled: bool, window: int, overlap: int) -> tuple[np.ndarray, str | None, dict, Any]:
+    """(mask, answer, provenance, the single-pass Prediction or None) at the grid's own size."""
     if tiled:
         windows = _MostConfidentWindow(predictor, question, threshold)
         probability = predict_tiled(windows, grid, window, overlap)
-        return probability > threshold, *windows.answer()  # '>' as Predictor's mask
+        return probability > threshold, *windows.answer(), None  # '>' as Predictor's mask
     predictor.set_image(grid.image)
     prediction = predictor.predict(question, threshold=threshold)
-    return prediction.mask, prediction.answer, prediction.provenance
+    return prediction.mask, prediction.answer, prediction.provenance, prediction
 
 
 def _properties(question: str, answer: str | None, checkpoint: str | None,
@@ -96,8 +99,9 @@ def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, 
                 name: str | None = None) -> dict[str, Path]:
     """Segment ``question`` in a raster file, a GeoImage or a lon/lat area and write the outputs.
 
-    Returns the written paths: ``mask_geotiff`` always; ``geojson`` when the input is
-    georeferenced; ``image_geotiff`` (the fetched imagery) for an area. File names start with
+    Returns the written paths: ``mask_geotiff`` and the JSON run record always; ``geojson`` when
+    the input is georeferenced; ``image_geotiff`` (the fetched imagery) for an area; the mask,
+    overlay and probability PNGs in the single-pass mode. File names start with
     ``name`` (default: the raster's stem, or "area"). Everything is computed before anything is
     written, and each write is atomic, so a failure leaves no partial output.
     """
@@ -115,8 +119,8 @@ def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, 
                               cache_dir=cache_dir)
         else:
             grid = source
-        mask, answer, provenance = _segment(predictor, grid, question, threshold, tiled,
-                                            window, overlap)
+        mask, answer, provenance, prediction = _segment(predictor, grid, question, threshold,
+                                                        tiled, window, overlap)
         props = _properties(question, answer, checkpoint_name or provenance.get("checkpoint"),
                             grid.source, tiled, threshold)
         georeferenced = grid.crs is not None and grid.transform is not None
@@ -131,4 +135,12 @@ def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, 
             written["image_geotiff"] = write_image_geotiff(
                 grid, out_dir / f"{stem}_image.tif",
                 tags={"attribution": grid.source["attribution"], "zoom": grid.source["zoom"]})
+        extra = {"geo": props, "files": {k: p.name for k, p in written.items()}}
+        if prediction is not None:  # the pictures and the run record, as for a plain image
+            written |= write_prediction(prediction, grid.image, question, out_dir, stem, extra)
+        else:
+            with atomic_path(out_dir / f"{stem}.json") as tmp:
+                tmp.write_text(json.dumps({"question": question, "answer": answer, **extra},
+                                          indent=2, default=str))
+            written["json"] = out_dir / f"{stem}.json"
         return written

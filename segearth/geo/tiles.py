@@ -33,7 +33,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from ..errors import GeoError
-from .atomic import atomic_path
+from ..fileio import atomic_path
 from .raster import GeoImage, ground_resolution
 
 #: (west, south, east, north) in degrees, a shapely (Multi)Polygon in lon/lat, or a GeoJSON

@@ -21,7 +21,7 @@ from rasterio.features import shapes
 from shapely.geometry import mapping, shape
 
 from ..errors import GeoError
-from .atomic import atomic_path
+from ..fileio import atomic_path
 from .raster import GeoImage, RasterFile, lonlat_transformer
 
 #: Anything that says where pixels lie: a GeoImage, or an open RasterFile in the tiled mode.

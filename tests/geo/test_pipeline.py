@@ -32,7 +32,7 @@ def test_area_gives_mask_geotiff_geojson_and_imagery_at_the_right_place(tile_ser
     # 20 tiles: zoom 17, an image under the model's 1024 px, so the mask is exact at the edges.
     out = predict_geo(RedPredictor(), AREA, QUESTION, tmp_path / "out",
                       tile_source=loopback(tile_server), checkpoint_name="ckpt-x", max_tiles=20)
-    assert set(out) == {"mask_geotiff", "geojson", "image_geotiff"}
+    assert set(out) == {"mask_geotiff", "geojson", "image_geotiff"} | SINGLE_PASS_FILES
 
     fc = json.loads(out["geojson"].read_text())
     assert len(fc["features"]) == 1
@@ -78,6 +78,9 @@ def test_polygon_area_from_the_env_tile_server_clips_outputs_to_the_polygon(
     assert bounds[2] == pytest.approx(left_half, abs=5e-5)
 
 
+SINGLE_PASS_FILES = {"mask_png", "overlay_png", "probability_png", "json"}  # pictures + run record
+
+
 @pytest.fixture
 def red_geotiff(tmp_path):
     """16-bit 4-band UTM GeoTIFF (2 m pixels) with a 'red' 30x40 px block: band 1 high, 2-3 low."""
@@ -95,7 +98,9 @@ def test_geotiff_outputs_stay_in_the_source_crs_and_grid(red_geotiff, tmp_path, 
     predictor = RedPredictor()
     out = predict_geo(predictor, path, QUESTION, tmp_path / "out", tiled=tiled, window=64,
                       overlap=16)
-    assert set(out) == {"mask_geotiff", "geojson"}
+    assert set(out) == {"mask_geotiff", "geojson", "json"} | (set() if tiled else SINGLE_PASS_FILES)
+    record = json.loads(out["json"].read_text())
+    assert record["geo"]["question"] == QUESTION and record["geo"]["mode"] == ("tiled" if tiled else "single")
     assert out["mask_geotiff"].name == "scene_mask.tif"
     with rasterio.open(out["mask_geotiff"]) as src:
         assert src.crs == CRS.from_epsg(32633) and src.transform == transform
@@ -149,7 +154,7 @@ def test_plain_tiff_gives_a_plain_mask_and_no_geojson(tmp_path):
     image[0, 10:20, 10:30] = 255
     path = write_raster(tmp_path / "photo.tif", image)
     out = predict_geo(RedPredictor(), path, QUESTION, tmp_path / "out")
-    assert set(out) == {"mask_geotiff"}
+    assert set(out) == {"mask_geotiff"} | SINGLE_PASS_FILES
     with rasterio.open(out["mask_geotiff"]) as src:
         assert src.crs is None and (src.read(1) == 255).sum() == 200
         assert src.tags()["answer"] == "A red square."
