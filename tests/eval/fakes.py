@@ -51,15 +51,17 @@ class FakePredictor:
                           canvas_probability=mask_to_canvas(mask, canvas=CANVAS).astype(np.float32))
 
 
-def make_samples(folder: Path) -> list[Sample]:
+def make_samples(folder: Path, write: bool = True) -> list[Sample]:
     """Four items on three images: a perfect hit, half hits, a wrong empty-target answer, an
-    empty target answered right, and one item without ground truth."""
+    empty target answered right, and one item without ground truth. ``write=False`` reuses
+    images written before (several processes must not rewrite files the others read)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     paths = {}
     for name, (h, w) in {"wide": (32, 64), "square": (40, 40), "tall": (64, 32)}.items():
         paths[name] = folder / f"{name}.png"
-        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(paths[name])
+        if write:
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(paths[name])
     sq, wide, tall = (40, 40), (32, 64), (64, 32)
     return [
         Sample("square", paths["square"], ["segment left"], ["the left"], mask=region(sq, "left"),
