@@ -10,5 +10,6 @@ __all__ = ["build_app", "main"]
 
 def main() -> None:
     """Start the app; Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     build_app().launch(**LAUNCH_OPTIONS)

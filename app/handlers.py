@@ -161,7 +161,8 @@ class Handlers:
         for i, (ckpt, prec) in enumerate(models):
             step = f" ({i + 1}/{len(models)})" if len(models) > 1 else ""
             loaded = self.models.is_loaded(ckpt, prec)
-            progress((i + 0.2) / len(models), desc=f"Loading {ckpt} ({prec}){step}")
+            if not loaded:
+                progress((i + 0.2) / len(models), desc=f"Loading {ckpt} ({prec}){step}")
             model = self.models.get(ckpt, prec)
             progress((i + 0.5) / len(models), desc=f"Reading the image{step}")
             encode = model.use_image(geo.image)

@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 import gradio as gr
-import shapely.geometry
 
 from segearth.errors import InputError
 from segearth.geo import TileSource
@@ -66,13 +65,15 @@ class MapView(gr.HTML):
 
 
 def parse_area(value: str | None) -> dict | None:
-    """The map's value as a GeoJSON geometry dict (lon/lat); None when nothing is drawn."""
+    """The map's value as a GeoJSON geometry dict (lon/lat); None when nothing is drawn.
+    (segearth.geo checks that it is a usable area.)"""
     if not value or not value.strip():
         return None
     try:
         geometry = json.loads(value)
-        shapely.geometry.shape(geometry)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise InputError(f"The drawn area is not a GeoJSON geometry ({exc}). Draw it again on "
-                         f"the map.") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"The drawn area is not GeoJSON ({exc}). Draw it again on the "
+                         f"map.") from None
+    if not isinstance(geometry, dict):
+        raise InputError("The drawn area is not a GeoJSON geometry. Draw it again on the map.")
     return geometry

@@ -6,9 +6,10 @@ from .runs import RunView
 NO_TARGET = "No target found"
 NO_ANSWER = "(this checkpoint gives no text answer; it was trained for masks only)"
 DEMO_BANNER = (
-    "⚠️ **Demo model.** This is the small checkpoint bundled with the app so that it runs "
-    "without internet. It is *not* SegEarth-R1: its masks and answers only show that the "
-    "pipeline works. Pick a released checkpoint for real results.")
+    "⚠️ **Demo model.** This is the tiny checkpoint bundled with the app so that it runs "
+    "without internet, trained briefly on synthetic scenes. It is *not* the released "
+    "SegEarth-R1: its masks and answers only show that the pipeline works. Pick a released "
+    "checkpoint under **Model** for real results.")
 
 _TIMING_LABELS = {"imagery": "imagery", "load": "load model", "encode": "encode image",
                   "answer": "mask and answer"}
@@ -31,8 +32,9 @@ def area_text(view: RunView) -> str:
         regions = len(view.features["features"])
         return (f"{regions} region{'s' if regions != 1 else ''}, area "
                 f"{view.area['m2']:,.1f} m² ({view.area['ha']:,.4f} ha)")
-    return (f"{int(view.prediction.mask.sum()):,} px (the image has no georeferencing, so no area in m²; "
-            f"upload a GeoTIFF or draw on the map for m²/ha)")
+    pixels = int(view.prediction.mask.sum())
+    return (f"{pixels:,} px (the image has no georeferencing, so no area in m²; upload a GeoTIFF "
+            f"or draw on the map for m²/ha)")
 
 
 def summary(view: RunView, is_demo: bool) -> str:

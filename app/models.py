@@ -9,7 +9,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class LoadedModel:
     precision: str
     predictor: Predictor
     load_seconds: float
-    image: str | None = field(default=None)
+    image: str | None = None  # image_key of the image whose features the predictor holds
 
     def use_image(self, image: np.ndarray) -> float | None:
         """Give the predictor `image`; seconds spent encoding it, None when the cached features

@@ -45,7 +45,7 @@ def _shrink(rgba: np.ndarray, transform: Affine) -> tuple[np.ndarray, Affine]:
         return rgba, transform
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = np.asarray(Image.fromarray(rgba).resize(size, Image.NEAREST))
-    return small, transform * Affine.scale(width / size[0], height / size[1])
+    return small, transform @ Affine.scale(width / size[0], height / size[1])
 
 
 def map_layer(rgba: np.ndarray, geo: GeoImage) -> dict:
@@ -57,8 +57,8 @@ def map_layer(rgba: np.ndarray, geo: GeoImage) -> dict:
     rgba, transform = _shrink(rgba, geo.transform)
     height, width = rgba.shape[:2]
     if geo.crs != WEB_MERCATOR:
-        left, top = transform * (0, 0)
-        right, bottom = transform * (width, height)
+        left, top = transform @ (0, 0)
+        right, bottom = transform @ (width, height)
         dst_transform, dst_width, dst_height = calculate_default_transform(
             geo.crs, WEB_MERCATOR, width, height, left=min(left, right), bottom=min(top, bottom),
             right=max(left, right), top=max(top, bottom))

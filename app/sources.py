@@ -11,8 +11,6 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-import shapely.geometry
-
 from segearth.errors import InputError
 from segearth.geo import GeoImage, TileSource, fetch_area, read_raster
 from segearth.geo.pipeline import SINGLE_PASS_MAX_SIZE
@@ -41,8 +39,7 @@ class SourceCache:
     def area(self, geometry: dict, tiles: TileSource, max_tiles: int) -> tuple[GeoImage, bool]:
         """Imagery of the drawn area (EPSG:3857) and whether it came from the cache."""
         key = ("area", json.dumps(geometry, sort_keys=True), tiles.url, max_tiles)
-        return self._get(key, lambda: fetch_area(shapely.geometry.shape(geometry), tiles,
-                                                 max_tiles=max_tiles))
+        return self._get(key, lambda: fetch_area(geometry, tiles, max_tiles=max_tiles))
 
     def upload(self, path: str | Path) -> tuple[GeoImage, bool]:
         """An uploaded image or GeoTIFF and whether it came from the cache."""

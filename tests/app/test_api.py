@@ -178,6 +178,8 @@ def test_geotiff_upload_is_placed_on_the_map(client, checkpoint, utm_geotiff):
 def test_no_area_drawn(client, checkpoint):
     with pytest.raises(AppError, match="No area drawn"):
         run(client, checkpoint, area="")
+    with pytest.raises(AppError, match="not GeoJSON"):
+        run(client, checkpoint, area='{"type": "Polygon", ')
 
 
 def test_empty_question(client, checkpoint):
