@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .data.types import Sample
-from .evaluation import FRAMES, METRICS, Comparison, EvalResult, ItemRecord, run_label
+from .evaluation import FRAMES, METRICS, Comparison, EvalResult, ItemRecord, PackedMask, run_label
 from .processing import Geometry, canvas_to_image, load_image
 
 THUMBNAIL = 320
@@ -207,7 +207,11 @@ def write_report(result: EvalResult, samples: Mapping[str, Sample], folder: Path
     return index
 
 
-def _gallery_item(record: ItemRecord, sample: Sample, runs, folder: Path, scores: str) -> str:
+Colour = tuple[int, int, int]
+
+
+def _gallery_item(record: ItemRecord, sample: Sample, runs: Sequence[tuple[Mapping[str, PackedMask], Colour]],
+                  folder: Path, scores: str) -> str:
     """Image, ground truth, then each run's prediction; question, answers and ``scores`` below."""
     image = load_image(record.image_path)
     panels = [(sample.mask, TARGET_COLOUR)]
