@@ -12,4 +12,5 @@ def main() -> None:
     """Start the app; Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup requests
     build_app().launch(**LAUNCH_OPTIONS)
