@@ -159,9 +159,21 @@ def convert_released(state: dict[str, torch.Tensor], num_heads: int) -> dict[str
     return converted
 
 
+def tied_duplicates(model: torch.nn.Module) -> set[str]:
+    """Names that are a second name of an earlier tensor (tied embeddings): stored once."""
+    seen: set[int] = set()
+    duplicates = set()
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in seen:
+            duplicates.add(key)
+        seen.add(id(tensor))
+    return duplicates
+
+
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load or raise a `CheckpointError` naming every missing, unexpected and mis-shaped tensor."""
-    own = model.state_dict()
+    tied = tied_duplicates(model)
+    own = {k: v for k, v in model.state_dict().items() if k not in tied}
     if "llm.lm_head.bias" in own and "llm.lm_head.bias" not in state:
         state = {**state, "llm.lm_head.bias": torch.zeros_like(own["llm.lm_head.bias"])}
     missing = sorted(set(own) - set(state))
@@ -175,7 +187,7 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: st
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20])
                              + (" ..." if len(items) > 20 else ""))
         raise CheckpointError("\n".join(lines))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=False)  # every key was checked above; tied ones follow
 
 
 def load_tokenizer(folder: Path):
@@ -200,7 +212,8 @@ def save(model, folder: str | os.PathLike, tokenizer=None, extra: dict[str, Any]
     """Our layout: config.json, model.safetensors and the tokenizer files."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tied = tied_duplicates(model)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in tied}
     save_file(state, str(folder / constants.WEIGHTS_NAME), metadata={"format": "pt"})
     config = json.loads(model.config.to_json())
     if extra:

@@ -175,7 +175,8 @@ class SwinEncoder(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.patch_embed = PatchEmbed(config.patch_size, config.embed_dim)
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
+        blocks = sum(config.depths)  # drop-path rate grows linearly over the blocks
+        rates = [config.drop_path_rate * i / max(blocks - 1, 1) for i in range(blocks)]
         self.layers = nn.ModuleList()
         start = 0
         for i, (depth, heads) in enumerate(zip(config.depths, config.num_heads)):
