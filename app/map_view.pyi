@@ -47,13 +47,14 @@ class MapView(gr.HTML):
     """The drawable map. The template never depends on props, so Gradio never re-renders (and
     so never wipes) the Leaflet DOM; all updates go through `watch` in `map.js`."""
 
-    def __init__(self, basemaps: list[dict], view: dict, layers: dict | None = None,
-                 opacity: float = 0.5, **kwargs: Any):
+    def __init__(self, basemaps: list[dict], view: dict, height: int,
+                 layers: dict | None = None, opacity: float = 0.5, **kwargs: Any):
         # Every prop is a constructor parameter: Gradio rebuilds the component from its
         # constructor arguments plus the update when a handler returns gr.update(layers=...).
         kwargs.setdefault("value", "")
         super().__init__(
             html_template='<div class="segearth-map"></div>',
+            css_template=".segearth-map { height: ${height}px; }",  # Leaflet needs a height
             # gr.HTML exposes a custom event to Python only if its quoted name is in js_on_load.
             js_on_load="SegEarthMap.mount(element, props, trigger, watch); // emits 'draw'",
             head=_head(),
@@ -61,6 +62,7 @@ class MapView(gr.HTML):
             view=view,
             layers=layers,
             opacity=opacity,
+            height=height,
             **kwargs,
         )
 

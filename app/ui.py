@@ -13,6 +13,10 @@ from .handlers import SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Handlers, P
 from .map_view import MapView, basemap
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
+#: Height in px of the map and of the image view (its tab twin).
+VIEW_HEIGHT = 520
+#: No "share" button: it posts to the Hugging Face hub, which an offline laptop cannot reach.
+IMAGE_BUTTONS = ["download", "fullscreen"]
 INTRO = (
     "# SegEarth-R1: ask about a place\n"
     "Draw a rectangle or polygon on the map (or upload an aerial image or GeoTIFF), ask an "
@@ -43,10 +47,13 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                         map_view = MapView(
                             basemaps=[basemap("satellite", "Satellite", config.satellite),
                                       basemap("street", "Street map", config.street)],
-                            view={"center": [lat, lon], "zoom": zoom}, label="Map", elem_id="map")
+                            view={"center": [lat, lon], "zoom": zoom}, height=VIEW_HEIGHT,
+                            label="Map", elem_id="map")
                     with gr.Tab("Image", id=TAB_IMAGE):
                         image_view = gr.Image(label="Image", type="numpy", format="png",
-                                              interactive=False, elem_id="image-view")
+                                              height=VIEW_HEIGHT, interactive=False,
+                                              buttons=IMAGE_BUTTONS,
+                                              elem_id="image-view")
                 examples = gr.Gallery(
                     [(str(e.image), e.question) for e in h.examples], label="Examples (click one)",
                     columns=len(h.examples), height=200, allow_preview=False, buttons=[],
@@ -86,9 +93,9 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         with gr.Column(visible=False) as compare_panel:
             with gr.Row():
                 compare_left = gr.Image(label="First", format="png", interactive=False,
-                                        elem_id="compare-left")
+                                        buttons=IMAGE_BUTTONS, elem_id="compare-left")
                 compare_right = gr.Image(label="Second", format="png", interactive=False,
-                                         elem_id="compare-right")
+                                         buttons=IMAGE_BUTTONS, elem_id="compare-right")
             compare_text = gr.Markdown(label="Comparison", elem_id="compare-text")
 
         shown = Shown(run_state, map_view, image_view, tabs, answer, summary, downloads,
