@@ -68,38 +68,24 @@ class LLMConfig:
         """The transformers config object for this LLM."""
         from transformers import PhiConfig, Qwen2Config
 
+        common = dict(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            intermediate_size=self.intermediate_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            num_key_value_heads=self.num_kv_heads or self.num_heads,
+            max_position_embeddings=self.max_position_embeddings,
+            rope_theta=self.rope_theta,
+            hidden_act=self.hidden_act,
+            tie_word_embeddings=self.tie_word_embeddings,
+        )
         if self.family == "phi":
-            return PhiConfig(
-                vocab_size=self.vocab_size,
-                hidden_size=self.hidden_size,
-                intermediate_size=self.intermediate_size,
-                num_hidden_layers=self.num_layers,
-                num_attention_heads=self.num_heads,
-                num_key_value_heads=self.num_kv_heads or self.num_heads,
-                max_position_embeddings=self.max_position_embeddings,
-                rope_theta=self.rope_theta,
-                partial_rotary_factor=self.partial_rotary_factor,
-                layer_norm_eps=self.layer_norm_eps,
-                hidden_act=self.hidden_act,
-                tie_word_embeddings=self.tie_word_embeddings,
-                resid_pdrop=0.0,
-                embd_pdrop=0.0,
-                attention_dropout=0.0,
-            )
+            return PhiConfig(**common, partial_rotary_factor=self.partial_rotary_factor,
+                             layer_norm_eps=self.layer_norm_eps, resid_pdrop=0.0, embd_pdrop=0.0,
+                             attention_dropout=0.0)
         if self.family == "qwen2":
-            return Qwen2Config(
-                vocab_size=self.vocab_size,
-                hidden_size=self.hidden_size,
-                intermediate_size=self.intermediate_size,
-                num_hidden_layers=self.num_layers,
-                num_attention_heads=self.num_heads,
-                num_key_value_heads=self.num_kv_heads or self.num_heads,
-                max_position_embeddings=self.max_position_embeddings,
-                rope_theta=self.rope_theta,
-                rms_norm_eps=self.layer_norm_eps,
-                hidden_act=self.hidden_act,
-                tie_word_embeddings=self.tie_word_embeddings,
-            )
+            return Qwen2Config(**common, rms_norm_eps=self.layer_norm_eps)
         raise ValueError(f"unknown LLM family {self.family!r}; use 'phi' or 'qwen2'")
 
 
