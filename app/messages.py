@@ -22,8 +22,13 @@ def seconds(value: float | None) -> str:
 def timings_line(view: RunView) -> str:
     """Where the time went, stage by stage (each answer's in turn), 'reused' where a cache
     answered. The model's own per-stage timings are in the JSON record."""
-    stages = [view.run.timings] + [answer.timings for answer in view.run.answers]
-    parts = [f"{_TIMING_LABELS[k]} {seconds(v)}" for stage in stages for k, v in stage.items()]
+    def stages(timings: dict[str, float | None]) -> str:
+        return ", ".join(f"{_TIMING_LABELS[k]} {seconds(v)}" for k, v in timings.items())
+
+    parts = [stages(view.run.timings)]
+    answers = view.run.answers
+    names = [""] if len(answers) == 1 else ["first model: ", "second model: "]
+    parts += [name + stages(answer.timings) for name, answer in zip(names, answers)]
     return "Timings: " + " · ".join(parts)
 
 

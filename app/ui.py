@@ -54,6 +54,14 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                               height=VIEW_HEIGHT, interactive=False,
                                               buttons=IMAGE_BUTTONS,
                                               elem_id="image-view")
+                with gr.Column(visible=False) as compare_panel:  # compare mode's results
+                    with gr.Row():
+                        compare_left = gr.Image(label="First", format="png", interactive=False,
+                                                buttons=IMAGE_BUTTONS, elem_id="compare-left")
+                        compare_right = gr.Image(label="Second", format="png",
+                                                 interactive=False, buttons=IMAGE_BUTTONS,
+                                                 elem_id="compare-right")
+                    compare_text = gr.Markdown(label="Comparison", elem_id="compare-text")
                 examples = gr.Gallery(
                     [(str(e.image), e.question) for e in h.examples], label="Examples (click one)",
                     columns=len(h.examples), height=200, allow_preview=False, buttons=[],
@@ -90,13 +98,6 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                     precision_b = gr.Dropdown(precisions, value=config.precision,
                                               label="Second precision", visible=False,
                                               elem_id="precision-b")
-        with gr.Column(visible=False) as compare_panel:
-            with gr.Row():
-                compare_left = gr.Image(label="First", format="png", interactive=False,
-                                        buttons=IMAGE_BUTTONS, elem_id="compare-left")
-                compare_right = gr.Image(label="Second", format="png", interactive=False,
-                                         buttons=IMAGE_BUTTONS, elem_id="compare-right")
-            compare_text = gr.Markdown(label="Comparison", elem_id="compare-text")
 
         shown = Shown(run_state, map_view, image_view, tabs, answer, summary, downloads,
                       compare_panel, compare_left, compare_right, compare_text)
