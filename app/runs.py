@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from segearth.geo import GeoImage, mask_to_features
+from segearth.geo.pipeline import run_properties
 from segearth.metrics import intersection_union, sample_iou
 from segearth.outputs import run_record
 from segearth.predictor import Prediction
@@ -56,11 +57,9 @@ class Run:
     def properties(self, threshold: float) -> dict[str, Any]:
         """What travels with the geo outputs (GeoJSON properties, GeoTIFF tags)."""
         first = self.answers[0]
-        return {"question": self.question, "answer": first.prediction.answer,
-                "checkpoint": first.checkpoint, "precision": first.precision,
-                "threshold": threshold, "imagery": self.geo.source.get("url")
-                or self.geo.source.get("path"), "attribution": self.geo.source.get("attribution"),
-                "time_utc": self.time_utc}
+        return {**run_properties(self.question, first.prediction.answer, first.checkpoint,
+                                 self.geo.source, threshold, time_utc=self.time_utc),
+                "precision": first.precision}
 
 
 @dataclass

@@ -17,6 +17,7 @@ from PIL import Image
 from .data.types import Sample
 from .evaluation import FRAMES, METRICS, Comparison, EvalResult, ItemRecord, PackedMask, run_label
 from .processing import Geometry, canvas_to_image, load_image
+from .visualize import blend
 
 THUMBNAIL = 320
 #: Overlay colours (RGB) and their opacity.
@@ -49,9 +50,7 @@ def overlay(image: np.ndarray, mask: np.ndarray | None, colour: tuple[int, int, 
     if mask is None:
         return thumb
     small = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(thumb.size, Image.Resampling.NEAREST)) > 0
-    pixels = np.asarray(thumb, np.float32)
-    pixels[small] = (1 - ALPHA) * pixels[small] + ALPHA * np.asarray(colour, np.float32)
-    return Image.fromarray(pixels.round().astype(np.uint8))
+    return Image.fromarray(blend(np.asarray(thumb), small, ALPHA, colour, edges=False))
 
 
 def _save_panels(folder: Path, name: str, image: np.ndarray,

@@ -77,15 +77,17 @@ def _segment(predictor: PredictorLike, grid: Georeferenced, question: str, thres
     return prediction.mask, prediction.answer, prediction.provenance, prediction
 
 
-def _properties(question: str, answer: str | None, checkpoint: str | None,
-                source: dict[str, Any], tiled: bool, threshold: float) -> dict[str, Any]:
+def run_properties(question: str, answer: str | None, checkpoint: str | None,
+                   source: dict[str, Any], threshold: float, tiled: bool = False,
+                   time_utc: str | None = None) -> dict[str, Any]:
+    """What travels with every georeferenced output (GeoJSON properties, GeoTIFF tags)."""
     props: dict[str, Any] = {
         "question": question, "answer": answer, "checkpoint": checkpoint,
         "imagery": source.get("path") or source.get("url"),
         "attribution": source.get("attribution"), "zoom": source.get("zoom"),
         "ground_resolution_m": source.get("ground_resolution_m"),
         "mode": "tiled" if tiled else "single", "threshold": threshold,
-        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        "time_utc": time_utc or datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if props["ground_resolution_m"] is not None:
         props["ground_resolution_m"] = round(float(props["ground_resolution_m"]), 4)
     return props
@@ -121,8 +123,8 @@ def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, 
             grid = source
         mask, answer, provenance, prediction = _segment(predictor, grid, question, threshold,
                                                         tiled, window, overlap)
-        props = _properties(question, answer, checkpoint_name or provenance.get("checkpoint"),
-                            grid.source, tiled, threshold)
+        props = run_properties(question, answer, checkpoint_name or provenance.get("checkpoint"),
+                               grid.source, threshold, tiled)
         georeferenced = grid.crs is not None and grid.transform is not None
         features = mask_to_features(mask, grid, props) if georeferenced else None
 
