@@ -51,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from .loop import train
 
-        final = train(config, resume=args.resume)
+        train(config, resume=args.resume)
     except SegEarthError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"Final model: {final}")
     return 0

@@ -20,7 +20,7 @@ import torch
 from ..checkpoints import load, load_into, load_tokenizer
 from ..config import SegEarthConfig
 from ..data.types import Sample
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InputError
 from ..model import SegEarthR1
 from .config import TrainConfig
 from .mask2former import load_mask2former
@@ -79,5 +79,8 @@ def write_run_files(folder: Path, model: SegEarthR1, tokenizer) -> None:
 
 def rebuild(folder: Path) -> tuple[SegEarthR1, object]:
     """The model (random weights) and tokenizer of the run in ``folder``, for resuming."""
+    if not (folder / MODEL_CONFIG_FILE).is_file():
+        raise InputError(f"Cannot resume: {folder} lacks {MODEL_CONFIG_FILE} (written when the run started). "
+                         "Resume with the run's own --output-dir.")
     config = SegEarthConfig.from_dict(json.loads((folder / MODEL_CONFIG_FILE).read_text()))
     return SegEarthR1(config), load_tokenizer(folder / TOKENIZER_DIR)

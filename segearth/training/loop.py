@@ -24,6 +24,7 @@ from .. import checkpoints
 from ..data.registry import load_dataset
 from ..errors import InputError
 from ..losses import training_loss
+from ..model import SegEarthR1
 from ..processing import prompt_segments
 from .config import TrainConfig
 from .data import SegmentationDataset, StepBatchSampler, collate
@@ -66,43 +67,16 @@ def find_resume_state(output_dir: Path, resume: str | None) -> Path | None:
 
 def train(config: TrainConfig, resume: str | None = None) -> Path:
     """Run (or continue) training; returns the folder of the final model checkpoint."""
-    from accelerate import Accelerator, PartialState
-    from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin, set_seed
     from tqdm.auto import tqdm
-    from transformers import get_scheduler
 
-    state = PartialState()
-    accumulation = config.accumulation_steps(state.num_processes)
-    accelerator = Accelerator(
-        mixed_precision=config.mixed_precision,
-        # The batch stream is endless, so accumulation never has to end with an epoch.
-        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accumulation, sync_with_dataloader=False),
-        # Without an answer loss the LM head gets no gradient.
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not config.answer_loss)],
-    )
-    set_seed(config.seed)
+    accelerator, accumulation = _accelerator(config)
     run_dir = Path(config.output_dir)
     _prepare_data(config, accelerator)
     train_samples = load_dataset(config.dataset, config.data_root, config.train_split)
     val_samples = load_dataset(config.dataset, config.data_root, config.val_split)[: config.val_limit]
     resume_state = find_resume_state(run_dir, resume)
-
-    if resume_state is not None:
-        model, tokenizer = rebuild(run_dir)
-    else:
-        model, tokenizer = initialise(config, train_samples)
-        if accelerator.is_main_process:
-            write_run_files(run_dir, model, tokenizer)
-            (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
-    model.encoder.requires_grad_(False)  # frozen; `model.train()` keeps its drop-path on
-    if config.gradient_checkpointing:
-        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, betas=config.adam_betas,
-                                  eps=config.adam_epsilon, weight_decay=config.weight_decay)
-    # Stepped once per optimiser step (not passed to `prepare`, which would step it once per process).
-    scheduler = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.warmup_steps,
-                              num_training_steps=config.max_steps)
+    model, tokenizer = _model_and_tokenizer(config, accelerator, run_dir, resume_state, train_samples)
+    parameters, optimizer, scheduler = _optimisation(config, model)
     _configure_deepspeed(accelerator, config)
     model, optimizer = accelerator.prepare(model, optimizer)
     progress = Progress()
@@ -125,7 +99,7 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
     input_dtype = next(unwrapped.encoder.parameters()).dtype  # bf16 under DeepSpeed, else fp32
     sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=accelerator.device))
     micro_batches, started, grad_norm = 0, time.perf_counter(), None
-    summary: dict[str, float] = {}
+    validation: dict[str, float] = {}
 
     model.train()
     batches = iter(loader)
@@ -146,9 +120,9 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
             continue
         scheduler.step()
         progress.step += 1
+        step, last = progress.step, progress.step == config.max_steps
         bar.update(1)
-        step = progress.step
-        if step % config.log_every == 0 or step == config.max_steps:
+        if last or step % config.log_every == 0:
             row = {name: accelerator.reduce(total / micro_batches, "mean").item() for name, total in sums.items()}
             row.update(step=step, epoch=round(sampler.epoch_of(step * accumulation), 4),
                        lr=scheduler.get_last_lr()[0], seconds=round(time.perf_counter() - started, 2))
@@ -159,22 +133,71 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
                 log.write(row)
             sums.clear()
             micro_batches = 0
-        last = step == config.max_steps
         if last or (config.eval_every and step % config.eval_every == 0):
-            summary = {"step": step, **validate(accelerator, model, tokenizer, val_samples)}
-            if log is not None and "gIoU" in summary:
-                log.write({"step": step, "val_gIoU": summary["gIoU"], "val_cIoU": summary["cIoU"]})
-                bar.write(f"step {step}: validation gIoU {summary['gIoU']:.4f} cIoU {summary['cIoU']:.4f}")
+            validation = {"step": step, **validate(accelerator, model, tokenizer, val_samples)}
+            if log is not None and "gIoU" in validation:
+                log.write({"step": step, "val_gIoU": validation["gIoU"], "val_cIoU": validation["cIoU"]})
+                bar.write(f"step {step}: validation gIoU {validation['gIoU']:.4f} cIoU {validation['cIoU']:.4f}")
         if last or (config.save_every and step % config.save_every == 0):
             accelerator.save_state(str(run_dir / STATE_DIR / f"step-{step:06d}"))
             folder = run_dir / (FINAL_DIR if last else f"checkpoint-{step:06d}")
-            save_model(accelerator, model, tokenizer, folder, config, step, summary)
+            save_model(accelerator, model, tokenizer, folder, config, step, validation)
     bar.close()
     if accelerator.is_main_process:
         plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
     accelerator.wait_for_everyone()
+    print(f"process {accelerator.process_index + 1}/{accelerator.num_processes} finished at step "
+          f"{progress.step}; final model: {run_dir / FINAL_DIR}", flush=True)
     accelerator.end_training()
     return run_dir / FINAL_DIR
+
+
+def _accelerator(config: TrainConfig):
+    """(accelerator, gradient accumulation steps for the launched process count)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin, set_seed
+
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        # The batch stream is endless, so accumulation never has to end with an epoch.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=1, sync_with_dataloader=False),
+        # Without an answer loss the LM head gets no gradient.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not config.answer_loss)],
+    )
+    accumulation = config.accumulation_steps(accelerator.num_processes)  # known once launched
+    accelerator.gradient_accumulation_steps = accumulation
+    set_seed(config.seed)
+    return accelerator, accumulation
+
+
+def _model_and_tokenizer(config: TrainConfig, accelerator, run_dir: Path, resume_state: Path | None,
+                         train_samples) -> tuple[SegEarthR1, object]:
+    """A fresh start (whose tokenizer and architecture are written into the run folder), or the
+    run's own model to resume; encoder frozen, gradient checkpointing as configured."""
+    if resume_state is not None:
+        model, tokenizer = rebuild(run_dir)
+    else:
+        model, tokenizer = initialise(config, train_samples)
+        if accelerator.is_main_process:
+            write_run_files(run_dir, model, tokenizer)
+            (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+    model.encoder.requires_grad_(False)  # frozen; `model.train()` keeps its drop-path on
+    if config.gradient_checkpointing:
+        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model, tokenizer
+
+
+def _optimisation(config: TrainConfig, model: SegEarthR1):
+    """(trainable parameters, AdamW, schedule). The schedule is stepped once per optimiser step
+    here; handing it to `accelerator.prepare` would step it once per process."""
+    from transformers import get_scheduler
+
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, betas=config.adam_betas,
+                                  eps=config.adam_epsilon, weight_decay=config.weight_decay)
+    scheduler = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.warmup_steps,
+                              num_training_steps=config.max_steps)
+    return parameters, optimizer, scheduler
 
 
 def validate(accelerator, model, tokenizer, samples) -> dict[str, float]:
@@ -201,9 +224,7 @@ def save_model(accelerator, model, tokenizer, folder: Path, config: TrainConfig,
     provenance in config.json under ``training``."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        extra = {"training": {"step": step, "dataset": config.dataset, "train_split": config.train_split,
-                              "val_split": config.val_split, "val_limit": config.val_limit,
-                              "validation": validation}}
+        extra = {"training": {"step": step, "validation": validation, "config": config.to_dict()}}
         checkpoints.save(accelerator.unwrap_model(model), folder, tokenizer, extra=extra)
     accelerator.wait_for_everyone()
 

@@ -10,6 +10,8 @@ model has learned queries (PSALM-style baseline), the queries are dropped.
 """
 from __future__ import annotations
 
+import codecs
+import collections
 import pickle
 import re
 from pathlib import Path
@@ -48,7 +50,8 @@ class SafeUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "scalar"): np._core.multiarray.scalar,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
-        ("collections", "OrderedDict"): __import__("collections").OrderedDict,
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("_codecs", "encode"): codecs.encode,  # how protocol-2 pickles store bytes
     }
 
     def find_class(self, module: str, name: str):
