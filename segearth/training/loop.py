@@ -183,7 +183,7 @@ def _model_and_tokenizer(config: TrainConfig, accelerator, run_dir: Path, resume
             (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
     model.encoder.requires_grad_(False)  # frozen; `model.train()` keeps its drop-path on
     if config.gradient_checkpointing:
-        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model, tokenizer
 
 

@@ -111,3 +111,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_bf16_autocast_and_gradient_checkpointing_as_in_the_paper_configs(synthetic_root, tmp_path):
+    config = tiny_config(synthetic_root, tmp_path / "run", "max_steps=2", "val_limit=2",
+                         "mixed_precision=bf16", "gradient_checkpointing=true")
+    final = run_training(config)
+    rows = training_rows(tmp_path / "run" / METRICS_FILE)
+    assert all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in rows)
+    model, _, _ = load(final)
+    assert next(model.parameters()).dtype == torch.float32  # autocast leaves the weights in fp32
