@@ -85,6 +85,8 @@ def _print_result(prediction) -> None:
         print("No target in this image.")
     if prediction.answer is not None:
         print(f"Answer: {prediction.answer}")
+    elif not prediction.provenance.get("answers", True):
+        print("No answer: this checkpoint was trained without an answer loss (masks only).")
     print("Timings (s): " + json.dumps({k: round(v, 3) for k, v in prediction.timings.items()}))
 
 

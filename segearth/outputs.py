@@ -27,6 +27,8 @@ def run_record(prediction: Prediction, question: str, extra: dict[str, Any] | No
     return {
         "question": question,
         "answer": prediction.answer,
+        "answer_note": None if prediction.answer is not None or prediction.provenance.get("answers", True)
+        else "This checkpoint was trained without an answer loss: it gives masks only.",
         "found": prediction.found,
         "message": None if prediction.found else "No target in this image.",
         "threshold": prediction.threshold,

@@ -83,6 +83,20 @@ def test_answer_and_provenance(predictor):
     assert "answer" in prediction.timings
 
 
+def test_referring_checkpoints_say_they_give_no_answer(tmp_path, e2e_tokenizer):
+    from segearth.config import SegEarthConfig
+    from segearth.model import SegEarthR1
+    from segearth.outputs import run_record
+
+    model = SegEarthR1(SegEarthConfig.tiny(task="referring_short", answers=False))
+    predictor = Predictor(model.eval(), e2e_tokenizer, precision="fp32", device="cpu")
+    predictor.set_image(scene(48, 64))
+    prediction = predictor.predict("the tennis court at right")
+    assert prediction.answer is None and "answer" not in prediction.timings
+    assert prediction.provenance["task"] == "referring_short"
+    assert "without an answer loss" in run_record(prediction, "q")["answer_note"]
+
+
 def test_threshold_changes_the_mask_without_rerunning(predictor):
     predictor.set_image(scene(120, 90))
     prediction = predictor.predict(QUESTION, answer=False)
