@@ -13,8 +13,6 @@ IMAGE_SIZE = 1024
 #: ImageNet statistics in 0..255, applied *after* the zero padding (so padding is negative).
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
-#: The mask decoder predicts logits at 1/4 of the canvas.
-MASK_STRIDE = 4
 #: Largest image (in pixels) we decode; above this PIL's decompression-bomb guard trips and we
 #: ask the user to use the tiled GeoTIFF path instead. 30k x 30k RGB is ~2.7 GB in memory.
 MAX_IMAGE_PIXELS = 30_000 * 30_000
