@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from timm.layers import DropPath
 from torch import nn
 
 from ..config import EncoderConfig
@@ -70,17 +71,11 @@ class Mlp(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
-def _drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    if rate == 0.0 or not training:
-        return x
-    keep = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype) >= rate
-    return x * keep / (1.0 - rate)
-
-
 class SwinBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, window: int, shift: int, mlp_ratio: float, drop_path: float):
         super().__init__()
-        self.window, self.shift, self.drop_path = window, shift, drop_path
+        self.window, self.shift = window, shift
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, num_heads, window)
         self.norm2 = nn.LayerNorm(dim)
@@ -100,8 +95,8 @@ class SwinBlock(nn.Module):
         if self.shift:
             x = torch.roll(x, (self.shift, self.shift), dims=(1, 2))
         x = x[:, :h, :w].reshape(b, h * w, c)
-        x = shortcut + _drop_path(x, self.drop_path, self.training)
-        return x + _drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
+        x = shortcut + self.drop_path(x)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class PatchMerging(nn.Module):
