@@ -81,3 +81,42 @@ def test_bad_input_gives_a_message_and_exit_2(tiny_checkpoint, photo, capsys, ar
 def test_unknown_checkpoint(photo, capsys, tmp_path):
     assert main(["predict", str(photo), "-q", QUESTION, "--checkpoint", str(tmp_path)]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_predict_bbox_fetches_tiles_and_writes_georeferenced_outputs(tiny_checkpoint, tmp_path):
+    """--bbox with --tile-url against a loopback tile server: imagery, mask and polygons land
+    at the box."""
+    import threading
+
+    from ..geo.synthetic import TileServer
+
+    server = TileServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        west, south, east, north = 11.4970, 48.0985, 11.5060, 48.1040
+        code = main(["predict", "--bbox", str(west), str(south), str(east), str(north), "-q", QUESTION,
+                     "--tile-url", server.url("ok"), "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+                     "--out", str(tmp_path / "out")])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0
+    with rasterio.open(tmp_path / "out" / "area_image.tif") as image:
+        assert image.crs.to_epsg() == 3857 and image.count == 3
+        from pyproj import Transformer
+
+        left, bottom, right, top = image.bounds
+        to_lonlat = Transformer.from_crs(3857, 4326, always_xy=True)
+        (w, e), (s, n) = to_lonlat.transform([left, right], [bottom, top])
+        assert abs(w - west) < 1e-4 and abs(e - east) < 1e-4 and abs(s - south) < 1e-4 and abs(n - north) < 1e-4
+    with rasterio.open(tmp_path / "out" / "area_mask.tif") as mask:
+        assert mask.crs.to_epsg() == 3857 and mask.bounds == image.bounds
+    record = json.loads((tmp_path / "out" / "area.json").read_text())
+    assert record["geo"]["imagery"] == server.url("ok") and record["geo"]["zoom"] >= 12
+
+
+def test_bbox_across_the_antimeridian_is_refused(tiny_checkpoint, capsys, tmp_path):
+    assert main(["predict", "--bbox", "179.9", "-1", "-179.9", "1", "-q", QUESTION,
+                 "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "out")]) == 2
+    assert "antimeridian" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
