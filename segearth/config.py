@@ -230,25 +230,23 @@ _SUBCONFIGS = {
 }
 
 
+#: Our LLMConfig field -> the key in the authors' config.json (absent keys keep our Phi-1.5 defaults).
+_RELEASED_LLM_FIELDS = {
+    "hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size", "vocab_size": "vocab_size",
+    "max_position_embeddings": "max_position_embeddings", "rope_theta": "rope_theta",
+    "partial_rotary_factor": "partial_rotary_factor", "layer_norm_eps": "layer_norm_eps",
+    "hidden_act": "hidden_act", "tie_word_embeddings": "tie_word_embeddings",
+}
+
+
 def from_released_config(data: dict[str, Any]) -> SegEarthConfig:
     """Translate the authors' `config.json` (model_type ``llava_phi``) into ours.
 
     Only the LLM sizes vary between their files; everything else is the fixed released
     architecture (Swin-B, SparseConv_1 connector, Mask2Former heads).
     """
-    llm = LLMConfig(
-        hidden_size=data.get("hidden_size", 2048),
-        num_layers=data.get("num_hidden_layers", 24),
-        num_heads=data.get("num_attention_heads", 32),
-        intermediate_size=data.get("intermediate_size", 8192),
-        vocab_size=data.get("vocab_size", 50297),
-        max_position_embeddings=data.get("max_position_embeddings", 2048),
-        rope_theta=data.get("rope_theta", 10000.0),
-        partial_rotary_factor=data.get("partial_rotary_factor", 0.5),
-        layer_norm_eps=data.get("layer_norm_eps", 1e-5),
-        hidden_act=data.get("hidden_act", "gelu_new"),
-        tie_word_embeddings=data.get("tie_word_embeddings", False),
-    )
+    llm = LLMConfig(**{ours: data[theirs] for ours, theirs in _RELEASED_LLM_FIELDS.items() if theirs in data})
     if data.get("swin_type", "base") != "base":
         raise ValueError(f"only swin_type 'base' was released, got {data.get('swin_type')!r}")
     if data.get("mm_projector_type", "SparseConv_1") != "SparseConv_1":
