@@ -1,4 +1,4 @@
-"""`segearth` on the command line: predict, eval, redundancy. Thin over the package's API;
+"""`segearth` on the command line: predict, eval, redundancy, convert. Thin over the package's API;
 every `SegEarthError` becomes a one-line message and exit code 2, never a traceback."""
 from __future__ import annotations
 
@@ -90,6 +90,25 @@ def _print_result(prediction) -> None:
     print("Timings (s): " + json.dumps({k: round(v, 3) for k, v in prediction.timings.items()}))
 
 
+def _add_convert_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a released checkpoint (hub id or folder) or one of ours")
+    parser.add_argument("out", type=Path, help="folder to write our layout into")
+    parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="bf16",
+                        help="precision of the saved weights (default bf16, as released)")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Convert once instead of on every load: our layout, current tensor names, one file."""
+    import torch
+
+    from .checkpoints import load, save
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    model, tokenizer, _ = load(args.checkpoint, dtype)
+    print(f"Wrote {save(model, args.out, tokenizer)} ({args.dtype})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .analysis.redundancy import add_redundancy_arguments, run_redundancy
     from .evaluation import add_eval_arguments, run_eval
@@ -103,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
          run_eval),
         ("redundancy", "the paper's entropy and self-similarity redundancy of image folders",
          add_redundancy_arguments, run_redundancy),
+        ("convert", "rewrite a released checkpoint in our layout (no conversion at load time)",
+         _add_convert_arguments, run_convert),
     ):
         sub = commands.add_parser(name, help=help_text, description=help_text)
         add(sub)

@@ -120,3 +120,19 @@ def test_bbox_across_the_antimeridian_is_refused(tiny_checkpoint, capsys, tmp_pa
                  "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "out")]) == 2
     assert "antimeridian" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_convert_writes_our_layout_that_loads_identically(parity_checkpoint, tmp_path):
+    import torch
+
+    from segearth.checkpoints import load
+
+    out = tmp_path / "converted"
+    assert main(["convert", str(parity_checkpoint), str(out), "--dtype", "bf16"]) == 0
+    assert json.loads((out / "config.json").read_text())["model_type"] == "segearth_r1"
+    assert (out / "tokenizer.json").is_file()
+    converted, _, _ = load(out, torch.bfloat16)
+    original, _, _ = load(parity_checkpoint, torch.bfloat16)
+    ours, theirs = converted.state_dict(), original.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
