@@ -62,8 +62,13 @@ def assert_sampled(name: str, mine: torch.Tensor, case, atol: float) -> None:
 
 @pytest.fixture(scope="module")
 def model(parity_checkpoint) -> SegEarthR1:
-    torch.set_grad_enabled(False)
     return SegEarthR1.from_pretrained(parity_checkpoint)
+
+
+@pytest.fixture(autouse=True)
+def no_grad():
+    with torch.no_grad():
+        yield
 
 
 @pytest.mark.parametrize("name", CASES)

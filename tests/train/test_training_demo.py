@@ -13,14 +13,14 @@ from segearth.predictor import Predictor
 from training_helpers import REPO
 
 DEMO = REPO / "assets" / "demo-checkpoint"
-README_SECTION = REPO / "train" / "README_SECTION.md"
+README = REPO / "README.md"
 
 
 def test_demo_checkpoint_is_small_and_records_its_training():
     assert sum(f.stat().st_size for f in DEMO.iterdir()) < 30 * 2**20
     training = json.loads((DEMO / "config.json").read_text())["training"]
     assert training["step"] == training["config"]["max_steps"]
-    assert f"{training['validation']['gIoU']:.4f}" in README_SECTION.read_text()
+    assert f"{training['validation']['gIoU']:.4f}" in README.read_text()
 
 
 def test_demo_checkpoint_segments_heldout_scenes_with_the_recorded_giou(tmp_path):
