@@ -21,7 +21,7 @@ from ..conftest import E2E
 SPLIT = E2E / "dataset" / "rs_reason_seg" / "RSReasonSeg" / "val"
 STEMS = sorted(p.stem for p in (SPLIT / "images").glob("*.png"))
 MAX_CANVAS_FLIPS = 105  # 0.01 % of the canvas, as in the parity README
-MIN_IMAGE_IOU = 0.99
+MIN_IMAGE_IOU = 0.999  # measured: 1.0 or 0.99999 (at most one pixel differs)
 
 
 @pytest.fixture(scope="module")
