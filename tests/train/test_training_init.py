@@ -124,13 +124,13 @@ def test_pretrained_llm_and_tokenizer_from_a_folder(tmp_path):
 
     tokenizer = base_tokenizer()
     base_size = len(tokenizer)
+    config = load_config(CONFIGS / "demo.json", [
+        "init.bpe_vocab_size=null", "init.pretrained_llm=true", f"init.llm_source={tmp_path / 'llm'}"])
     torch.manual_seed(0)
-    pretrained = AutoModelForCausalLM.from_config(SegEarthConfig.tiny(vocab_size=base_size).llm.to_transformers())
+    pretrained = AutoModelForCausalLM.from_config(config.model_config(vocab_size=base_size).llm.to_transformers())
     pretrained.save_pretrained(tmp_path / "llm")
     tokenizer.save_pretrained(tmp_path / "llm")
 
-    config = load_config(CONFIGS / "demo.json", [
-        "init.bpe_vocab_size=null", "init.pretrained_llm=true", f"init.llm_source={tmp_path / 'llm'}"])
     model, tok = initialise(config, [])
     assert len(tok) == base_size + 2 == model.config.llm.vocab_size
     assert tok.convert_tokens_to_ids([constants.PAD_TOKEN, constants.SEG_TOKEN]) == [base_size, base_size + 1]
