@@ -64,7 +64,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                     compare_text = gr.Markdown(label="Comparison", elem_id="compare-text")
                 examples = gr.Gallery(
                     [(str(e.image), e.question) for e in h.examples], label="Examples (click one)",
-                    columns=len(h.examples), height=200, allow_preview=False, buttons=[],
+                    columns=4, height=360, allow_preview=False, buttons=[],
                     interactive=False, elem_id="examples")
             with gr.Column(scale=2):
                 upload = gr.File(label="Upload an image or GeoTIFF", file_types=UPLOAD_TYPES,
