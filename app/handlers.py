@@ -14,6 +14,7 @@ import gradio as gr
 import numpy as np
 
 from segearth.errors import InputError, SegEarthError
+from segearth.geo import Result
 from segearth.visualize import blend
 
 from . import messages
@@ -22,8 +23,8 @@ from .downloads import write_downloads
 from .examples import load_examples
 from .map_view import parse_area
 from .models import ModelCache
-from .render import image_rgba, map_layer, mask_rgba
-from .runs import Answer, Run, RunView
+from .render import feature_bounds, image_rgba, map_layer, mask_rgba, region_view
+from .runs import Answer, Run
 from .sources import SourceCache
 
 log = logging.getLogger("segearth.app")
@@ -71,6 +72,15 @@ class Shown(NamedTuple):
     compare_left: np.ndarray | None
     compare_right: np.ndarray | None
     compare_text: str
+    regions: Any  # the regions table
+
+
+class Focus(NamedTuple):
+    """What clicking a row of the regions table updates."""
+
+    map: Any
+    image: np.ndarray | None
+    tabs: Any
 
 
 class Preview(NamedTuple):
@@ -181,11 +191,11 @@ class Handlers:
             return Shown(*(gr.skip() for _ in Shown._fields))
         view = run.at(threshold)
         is_demo = self.config.is_demo(run.answers[0].checkpoint)
-        masks = [p.mask for p in view.predictions]
+        masks = [result.mask for result in view.results]
         compared = len(masks) > 1
         return Shown(
             run=run,
-            map=gr.update(layers=_map_layers(view), opacity=opacity),
+            map=gr.update(layers=_map_layers(view.result, run.backdrop), opacity=opacity),
             image=blend(run.geo.image, masks[0], opacity),
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=messages.answer_text(view),
@@ -195,7 +205,24 @@ class Handlers:
             compare_left=blend(run.geo.image, masks[0], opacity) if compared else None,
             compare_right=blend(run.geo.image, masks[1], opacity) if compared else None,
             compare_text=messages.compare_text(view) if compared else "",
+            regions=messages.region_table(view.result),
         )
+
+    @shows_errors
+    def focus(self, run: Run | None, threshold: float, opacity: float,
+              evt: gr.SelectData) -> Focus:
+        """A row of the regions table clicked: zoom the map (georeferenced) or the image view
+        (plain image) to that region and highlight its outline."""
+        if run is None or not evt.index:
+            return Focus(gr.skip(), gr.skip(), gr.skip())
+        result = run.at(threshold).result
+        rank = int(evt.index[0]) + 1  # rows are in rank order
+        if not 1 <= rank <= len(result.regions):
+            return Focus(gr.skip(), gr.skip(), gr.skip())
+        if run.georeferenced:
+            return Focus(gr.update(layers=_map_layers(result, run.backdrop, focus=rank),
+                                   opacity=opacity), gr.skip(), gr.Tabs(selected=TAB_MAP))
+        return Focus(gr.skip(), region_view(result, rank, opacity), gr.Tabs(selected=TAB_IMAGE))
 
 
 def _checkpoint(value: str) -> str:
@@ -205,10 +232,11 @@ def _checkpoint(value: str) -> str:
     return value
 
 
-def _map_layers(view: RunView) -> dict:
-    """The map's layers for a run: the mask over the area, its outlines, a GeoTIFF backdrop."""
-    if not view.run.georeferenced:
+def _map_layers(result: Result, backdrop: dict | None, focus: int | None = None) -> dict:
+    """The map's layers for a result: the mask over the area, its region outlines (region
+    ``focus`` highlighted and fitted), a GeoTIFF backdrop."""
+    if not result.georeferenced:
         return NO_LAYERS
-    return {"image": view.run.backdrop,
-            "overlay": map_layer(mask_rgba(view.prediction.mask), view.run.geo),
-            "outlines": view.features, "fit": None}
+    return {"image": backdrop, "overlay": map_layer(mask_rgba(result.mask), result.geo),
+            "outlines": result.features, "focus": focus,
+            "fit": None if focus is None else feature_bounds(result.features, focus)}

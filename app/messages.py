@@ -1,9 +1,14 @@
-"""The words the page shows: result summary, timings, the demo-model banner."""
+"""The words the page shows: result summary, regions table, timings, the demo-model banner."""
 from __future__ import annotations
+
+import pandas as pd
+
+from segearth.geo import Result
 
 from .runs import RunView
 
 NO_TARGET = "No target found"
+REGION_COLUMNS = ["#", "area", "score", "peak"]
 NO_ANSWER = "(this checkpoint gives no text answer; it was trained for masks only)"
 DEMO_BANNER = (
     "⚠️ **Demo model.** This is the tiny checkpoint bundled with the app so that it runs "
@@ -33,19 +38,20 @@ def timings_line(view: RunView) -> str:
 
 
 def area_text(view: RunView) -> str:
-    if view.area is not None:
-        regions = len(view.features["features"])
+    result = view.result
+    regions = len(result.regions)
+    if result.area is not None:
         return (f"{regions} region{'s' if regions != 1 else ''}, area "
-                f"{view.area['m2']:,.1f} m² ({view.area['ha']:,.4f} ha)")
-    pixels = int(view.prediction.mask.sum())
-    return (f"{pixels:,} px (the image has no georeferencing, so no area in m²; upload a GeoTIFF "
+                f"{result.area['m2']:,.1f} m² ({result.area['ha']:,.4f} ha)")
+    pixels = int(result.mask.sum())
+    return (f"{regions} region{'s' if regions != 1 else ''}, {pixels:,} px (the image has no georeferencing, so no area in m²; upload a GeoTIFF "
             f"or draw on the map for m²/ha)")
 
 
 def summary(view: RunView, is_demo: bool) -> str:
     """Markdown: found or not, area, model, timings."""
     first = view.run.answers[0]
-    head = (f"**Target found**: {area_text(view)}." if view.prediction.found
+    head = (f"**Target found**: {area_text(view)}." if view.result.found
             else f"**{NO_TARGET}** at threshold {view.threshold:.2f}.")
     model = f"Checkpoint `{first.checkpoint}` ({first.precision})"
     if is_demo:
@@ -60,5 +66,16 @@ def compare_text(view: RunView) -> str:
 
 
 def answer_text(view: RunView) -> str:
-    answer = view.prediction.answer
+    answer = view.result.answer
     return NO_ANSWER if answer is None else answer
+
+
+def region_table(result: Result) -> pd.DataFrame:
+    """One row per region, largest first: rank, area (m² and ha, or pixels without
+    georeferencing), score (mean probability) and peak (max probability)."""
+    rows = []
+    for row in result.region_rows():
+        area = (f"{row['area_m2']:,.1f} m² ({row['area_ha']:,.4f} ha)" if "area_m2" in row
+                else f"{row['pixels']:,} px")
+        rows.append([row["rank"], area, f"{row['score']:.3f}", f"{row['peak']:.3f}"])
+    return pd.DataFrame(rows, columns=REGION_COLUMNS)

@@ -12,15 +12,20 @@ from affine import Affine
 from PIL import Image
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, calculate_default_transform, reproject
+from shapely.geometry import shape
 
-from segearth.geo import GeoImage
+from segearth.geo import GeoImage, Result
 from segearth.geo.raster import lonlat_transformer
-from segearth.visualize import MASK_COLOR
+from segearth.visualize import HIGHLIGHT_COLOR, MASK_COLOR, blend, outline
 
 #: Longest side of images sent to the browser: enough for a sharp map overlay, small enough
 #: that a slider move stays a small message.
 MAX_DISPLAY_SIZE = 2048
 WEB_MERCATOR = CRS.from_epsg(3857)
+#: Context kept around a region when the image view zooms to it, as a share of its size.
+REGION_MARGIN = 0.5
+#: Smallest side of the zoomed image view, in pixels of the image.
+MIN_REGION_VIEW = 48
 
 
 def mask_rgba(mask: np.ndarray) -> np.ndarray:
@@ -79,3 +84,26 @@ def image_rgba(geo: GeoImage) -> np.ndarray:
     """The image as RGBA, transparent where not valid (nodata, outside a drawn polygon)."""
     alpha = np.full(geo.shape, 255, np.uint8) if geo.valid is None else geo.valid * np.uint8(255)
     return np.dstack([geo.image, alpha])
+
+
+def feature_bounds(features: dict, rank: int) -> list[list[float]] | None:
+    """Leaflet bounds [[S, W], [N, E]] of the region of ``rank`` in a FeatureCollection."""
+    geometry = features["features"][rank - 1]["geometry"]
+    if geometry is None:
+        return None
+    west, south, east, north = shape(geometry).bounds
+    return [[south, west], [north, east]]
+
+
+def region_view(result: Result, rank: int, opacity: float) -> np.ndarray:
+    """The image view zoomed to one region: the blended image cropped around it, with its
+    outline drawn in the highlight colour (the map's highlight, for plain images)."""
+    col0, row0, col1, row1 = result.regions[rank - 1].bbox
+    height, width = result.mask.shape
+    pad_x = max(round((col1 - col0) * REGION_MARGIN), (MIN_REGION_VIEW - (col1 - col0)) // 2, 0)
+    pad_y = max(round((row1 - row0) * REGION_MARGIN), (MIN_REGION_VIEW - (row1 - row0)) // 2, 0)
+    rows = slice(max(0, row0 - pad_y), min(height, row1 + pad_y))
+    cols = slice(max(0, col0 - pad_x), min(width, col1 + pad_x))
+    image = blend(result.geo.image, result.mask, opacity)
+    image[outline(result.labels == rank)] = HIGHLIGHT_COLOR
+    return image[rows, cols]

@@ -1,19 +1,19 @@
 """One run: a question about one image, answered by one checkpoint (two in compare mode).
 
 A `Run` keeps the predictions with their probabilities, so `Run.at(threshold)` re-thresholds
-without the model; it is what the page's sliders and the downloads are computed from.
+without the model: it builds segearth's `Result` for each answer, the same object the command
+line builds, and the page and the downloads are rendered from it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from segearth.geo import GeoImage, mask_to_features
-from segearth.geo.pipeline import run_properties
+from segearth.geo import GeoImage, Result
 from segearth.metrics import intersection_union, sample_iou
-from segearth.outputs import run_record
 from segearth.predictor import Prediction
+from segearth.regions import MIN_REGION_PX
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Run:
     answers: list[Answer] = field(default_factory=list)  # 1, or 2 in compare mode
     timings: dict[str, float | None] = field(default_factory=dict)  # before the model
     backdrop: dict | None = None  # map layer of a georeferenced upload, shown under the mask
+    min_region_px: int = MIN_REGION_PX
     time_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -41,25 +42,13 @@ class Run:
     def georeferenced(self) -> bool:
         return self.geo.is_georeferenced
 
-    def at(self, threshold: float) -> "RunView":
-        """The run re-thresholded, masks clipped to the valid pixels (inside a drawn polygon,
-        not nodata), with polygons and areas for georeferenced images."""
-        predictions = []
-        for answer in self.answers:
-            prediction = answer.prediction.with_threshold(threshold)
-            if self.geo.valid is not None:
-                prediction = replace(prediction, mask=prediction.mask & self.geo.valid)
-            predictions.append(prediction)
-        features = (mask_to_features(predictions[0].mask, self.geo, self.properties(threshold))
-                    if self.georeferenced else None)
-        return RunView(self, threshold, predictions, features)
-
-    def properties(self, threshold: float) -> dict[str, Any]:
-        """What travels with the geo outputs (GeoJSON properties, GeoTIFF tags)."""
-        first = self.answers[0]
-        return {**run_properties(self.question, first.prediction.answer, first.checkpoint,
-                                 self.geo.source, threshold, time_utc=self.time_utc),
-                "precision": first.precision}
+    def at(self, threshold: float) -> RunView:
+        """The run at `threshold`: one segearth Result per answer."""
+        return RunView(self, threshold, [
+            Result.from_prediction(answer.prediction, self.geo, self.question, threshold,
+                                   checkpoint=answer.checkpoint, time_utc=self.time_utc,
+                                   min_region_px=self.min_region_px)
+            for answer in self.answers])
 
 
 @dataclass
@@ -68,49 +57,25 @@ class RunView:
 
     run: Run
     threshold: float
-    predictions: list[Prediction]  # thresholded and clipped, one per answer
-    features: dict | None  # GeoJSON (lon/lat) of the first mask; None without georeferencing
+    results: list[Result]  # one per answer
 
     @property
-    def prediction(self) -> Prediction:
-        return self.predictions[0]
-
-    @property
-    def area(self) -> dict[str, float] | None:
-        """Total geodesic area of the first mask, None for an image without georeferencing."""
-        if self.features is None:
-            return None
-        props = self.features["properties"]
-        return {"m2": props["total_area_m2"], "ha": props["total_area_ha"]}
+    def result(self) -> Result:
+        return self.results[0]
 
     @property
     def iou(self) -> float | None:
         """IoU between the two compared masks (compare mode only)."""
-        if len(self.predictions) < 2:
+        if len(self.results) < 2:
             return None
-        return sample_iou(*intersection_union(self.predictions[0].mask,
-                                              self.predictions[1].mask))
+        return sample_iou(*intersection_union(self.results[0].mask, self.results[1].mask))
 
     def record_extra(self) -> dict[str, Any]:
-        """What the app adds to segearth's run record (`outputs.run_record`) of the first answer:
-        where the image came from, the app's timings and, in compare mode, the second answer
-        and the IoU."""
-        run, first = self.run, self.run.answers[0]
-        geo = run.geo
-        extra: dict[str, Any] = {
-            "checkpoint": first.checkpoint,
-            "precision": first.precision,
-            "time_utc": run.time_utc,
-            "image": {"size": [geo.shape[1], geo.shape[0]], "source": geo.source,
-                      "crs": geo.crs.to_string() if geo.crs else None,
-                      "transform": list(geo.transform)[:6] if geo.transform else None},
-            "app_timings_s": {**run.timings, **first.timings},
-            "area": self.area,
-            "feature_count": None if self.features is None else len(self.features["features"]),
-        }
+        """What the app adds to the run record (`Result.record`) of the first answer: the app's
+        timings and, in compare mode, the second answer's record and the IoU."""
+        run = self.run
+        extra: dict[str, Any] = {"app_timings_s": {**run.timings, **run.answers[0].timings}}
         if len(run.answers) > 1:
-            second = run.answers[1]
-            extra["compare"] = {**run_record(self.predictions[1], run.question),
-                                "checkpoint": second.checkpoint, "precision": second.precision,
-                                "app_timings_s": second.timings, "iou": self.iou}
+            extra["compare"] = {**self.results[1].record(),
+                                "app_timings_s": run.answers[1].timings, "iou": self.iou}
         return extra

@@ -9,7 +9,8 @@ from segearth.predictor import PRECISIONS
 
 from . import messages, static_files
 from .config import EXAMPLES_DIR, PRECISION_LABELS, AppConfig
-from .handlers import SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Handlers, Preview, Shown
+from .handlers import (SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Focus, Handlers, Preview,
+                       Shown)
 from .map_view import MapView, basemap
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
@@ -77,6 +78,9 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                                   "gather safely?")
                 run_button = gr.Button("Run", variant="primary", elem_id="run")
                 answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
+                regions = gr.Dataframe(
+                    headers=messages.REGION_COLUMNS, label="Regions (click one to zoom to it)",
+                    interactive=False, max_height=240, elem_id="regions")
                 summary = gr.Markdown(label="Summary", elem_id="summary")
                 threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
                                       elem_id="threshold")
@@ -100,7 +104,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                               elem_id="precision-b")
 
         shown = Shown(run_state, map_view, image_view, tabs, answer, summary, downloads,
-                      compare_panel, compare_left, compare_right, compare_text)
+                      compare_panel, compare_left, compare_right, compare_text, regions)
         preview = Preview(map_view, image_view, tabs, source)
 
         gr.on([run_button.click, question.submit], h.run, api_name="run",
@@ -109,6 +113,8 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         gr.on([threshold.release, opacity.release], h.show, api_name="render",
               inputs=[run_state, threshold, opacity], outputs=list(shown),
               concurrency_id="render", concurrency_limit=4)
+        regions.select(h.focus, [run_state, threshold, opacity], list(Focus(map_view, image_view, tabs)),
+                       api_name=False)
         upload.change(h.preview, upload, list(preview), api_name="preview")
         map_view.draw(h.drew, None, source, api_name=False)
         examples.select(h.pick_example, None, [upload, question], api_name=False)

@@ -1,14 +1,20 @@
-"""`segearth` on the command line: predict, eval, redundancy, convert. Thin over the package's API;
-every `SegEarthError` becomes a one-line message and exit code 2, never a traceback."""
+"""`segearth` (or `python -m segearth`) on the command line: predict, eval, redundancy, convert.
+
+Every sub-command's arguments and its run function live here, thin over the package's API (so no
+library module imports the command line); every `SegEarthError` becomes a one-line message and
+exit code 2, never a traceback. Training keeps its own entry point in `train/`."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from . import constants
+from .analysis import redundancy
 from .errors import InputError, SegEarthError
+from .regions import MIN_REGION_PX
 
 DEFAULT_CHECKPOINT = constants.RELEASED_CHECKPOINTS["earthreason"]
 GEO_SUFFIXES = (".tif", ".tiff")
@@ -30,6 +36,8 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="probability threshold; 0.5 is the authors' logit > 0")
     parser.add_argument("--out", type=Path, default=Path("segearth-output"), help="output folder")
     parser.add_argument("--no-answer", action="store_true", help="skip generating the text answer")
+    parser.add_argument("--min-region-px", type=int, default=MIN_REGION_PX,
+                        help=f"drop regions smaller than this many pixels (default {MIN_REGION_PX})")
     geo = parser.add_argument_group("geospatial")
     geo.add_argument("--bbox", type=float, nargs=4, metavar=("WEST", "SOUTH", "EAST", "NORTH"),
                      help="fetch map imagery for this lon/lat box instead of reading IMAGE")
@@ -42,13 +50,15 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .geo import TileSource, predict_geo
-    from .outputs import write_prediction
+    """`segearth predict`: the files of `write_result`, then the result and one line per region."""
+    from .geo import GeoImage, Result, TileSource, predict_geo, write_result
     from .predictor import Predictor
     from .processing import load_image
 
     if (args.image is None) == (args.bbox is None):
         raise InputError("Give either an IMAGE or --bbox WEST SOUTH EAST NORTH (not both).")
+    if args.min_region_px < 1:
+        raise InputError(f"--min-region-px is a number of pixels >= 1, not {args.min_region_px}.")
     bands = _parse_bands(args.bands)
     predictor = Predictor.from_pretrained(args.checkpoint, precision=args.precision, device=args.device)
     is_geo = args.bbox is not None or args.image.suffix.lower() in GEO_SUFFIXES
@@ -57,15 +67,18 @@ def run_predict(args: argparse.Namespace) -> int:
         source = tuple(args.bbox) if args.bbox is not None else args.image
         written = predict_geo(predictor, source, args.question, args.out, tiled=args.tiled,
                               tile_source=tile_source, checkpoint_name=args.checkpoint,
-                              threshold=args.threshold, bands=bands, max_tiles=args.max_tiles)
+                              threshold=args.threshold, bands=bands, max_tiles=args.max_tiles,
+                              min_region_px=args.min_region_px)
     else:
-        image = load_image(args.image)
-        predictor.set_image(image)
+        image = GeoImage(load_image(args.image), source={"kind": "image", "path": str(args.image)})
+        predictor.set_image(image.image)
         prediction = predictor.predict(args.question, threshold=args.threshold, answer=not args.no_answer)
-        written = write_prediction(prediction, image, args.question, args.out, args.image.stem)
-        _print_result(prediction)
+        result = Result.from_prediction(prediction, image, args.question, checkpoint=args.checkpoint,
+                                        min_region_px=args.min_region_px)
+        written = write_result(result, args.out, args.image.stem)
     for kind, path in written.items():
         print(f"{kind:>16}: {path}")
+    _print_record(json.loads(written["json"].read_text()))
     return 0
 
 
@@ -78,16 +91,133 @@ def _parse_bands(text: str | None) -> tuple[int, ...] | None:
         raise InputError(f"--bands takes comma-separated band numbers such as 4,3,2, not {text!r}.") from None
 
 
-def _print_result(prediction) -> None:
-    if prediction.found:
-        print(f"Target found: {100 * prediction.mask.mean():.2f} % of the image.")
+def _print_record(record: dict) -> None:
+    """The run in words, from its JSON record (so the screen and the file cannot disagree)."""
+    if record["found"]:
+        print(f"Target found: {100 * record['positive_fraction']:.2f} % of the image.")
     else:
-        print("No target in this image.")
-    if prediction.answer is not None:
-        print(f"Answer: {prediction.answer}")
-    elif not prediction.provenance.get("answers", True):
-        print("No answer: this checkpoint was trained without an answer loss (masks only).")
-    print("Timings (s): " + json.dumps({k: round(v, 3) for k, v in prediction.timings.items()}))
+        print(record["message"])
+    for row in record["regions"]:
+        col0, row0, col1, row1 = row["bbox_px"]
+        size = (f"{row['area_m2']:,.1f} m² ({row['area_ha']:,.4f} ha), " if "area_m2" in row
+                else "")
+        print(f"region {row['rank']}: {size}{row['pixels']:,} px, score {row['score']:.3f}, "
+              f"peak {row['peak']:.3f}, pixels x {col0}-{col1} y {row0}-{row1}")
+    if record["dropped_regions"]:
+        print(f"({record['dropped_regions']} region(s) under {record['min_region_px']} px dropped)")
+    if record["answer"] is not None:
+        print(f"Answer: {record['answer']}")
+    elif record["answer_note"]:
+        print(f"No answer: {record['answer_note']}")
+    if record["timings_s"]:
+        print("Timings (s): " + json.dumps(record["timings_s"]))
+
+
+def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    from .data.registry import DATASET_NAMES
+
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder or Hugging Face hub id")
+    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    parser.add_argument("--root", "--data-root", dest="root", required=True, type=Path,
+                        help="the dataset's folder")
+    parser.add_argument("--split", default="val", help="train, val or test (ignored for folder)")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16, int8 or int4")
+    parser.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (ignored under accelerate launch)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability threshold; 0.5 is the authors' logit > 0")
+    parser.add_argument("--all-questions", action="store_true",
+                        help="score every question of an item, not only the first (the authors' choice)")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N items")
+    parser.add_argument("--answers", action="store_true",
+                        help="also generate the model's answers (slower; shown in the report)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default ./eval-<dataset>-<split>)")
+    parser.add_argument("--gallery", type=int, default=6, help="worst and best cases shown in the report")
+    parser.add_argument("--compare-to", type=Path, default=None,
+                        help="the --out folder of an earlier run on the same data: adds metric deltas "
+                             "and mask agreement")
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """`segearth eval`: score, print the table, write metrics.json, masks.npz and the report.
+
+    Under ``accelerate launch`` (WORLD_SIZE > 1) the items are split over the processes and
+    only the main process writes.
+    """
+    from .data.registry import load_dataset
+    from .evaluation import (MASKS_FILE, RESULT_FILE, compare, evaluate, format_table, item_ids,
+                             read_run, write_run)
+    from .predictor import Predictor
+
+    samples = load_dataset(args.dataset, args.root, args.split, all_questions=args.all_questions)
+    samples = samples[: args.limit] if args.limit else samples
+    if not any(s.has_mask for s in samples):
+        raise InputError(f"No item under {args.root} has a ground-truth mask: nothing to score. "
+                         "Add a labels/ folder (non-zero = target).")
+    accelerator = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import Accelerator
+
+        accelerator = Accelerator()
+    device = str(accelerator.device) if accelerator is not None else args.device
+    predictor = Predictor.from_pretrained(args.checkpoint, precision=args.precision, device=device)
+    result = evaluate(predictor, samples, progress=not args.no_progress, keep_masks=True,
+                      accelerator=accelerator, threshold=args.threshold, answers=args.answers)
+    if accelerator is not None and not accelerator.is_main_process:
+        return 0
+    result.meta.update(checkpoint=str(args.checkpoint), dataset=args.dataset, root=str(args.root),
+                       split=args.split, precision_requested=args.precision)
+    out = args.out or Path(f"eval-{args.dataset}-{args.split}")
+    write_run(result, out)
+    print(format_table(result.summary()))
+    print(f"\nWrote {out / RESULT_FILE} and {out / MASKS_FILE}")
+    by_id = dict(zip(item_ids(samples), samples))
+    if not args.no_report:
+        from .report import write_report
+
+        print(f"Report: {write_report(result, by_id, out / 'report', gallery=args.gallery)}")
+    if args.compare_to is not None:
+        comparison = compare(read_run(args.compare_to), result)
+        (out / "compare.json").write_text(json.dumps(comparison.to_json(), indent=1))
+        print(f"\nCompared with {args.compare_to}: mean mask IoU {comparison.mean_mask_iou:.4f}")
+        print(format_table({f: {**row, "count": len(comparison.items)} for f, row in comparison.deltas().items()}))
+        if not args.no_report:
+            from .report import write_compare_report
+
+            print(f"Comparison report: {write_compare_report(comparison, by_id, out / 'compare', gallery=args.gallery)}")
+    return 0
+
+
+def _add_redundancy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folders", nargs="+", type=Path,
+                        help="one or more folders of images; each becomes one bar group")
+    parser.add_argument("--patch-size", type=int, default=redundancy.DEFAULT_PATCH,
+                        help=f"SSIM patch side in pixels (default {redundancy.DEFAULT_PATCH})")
+    parser.add_argument("--max-side", type=int, default=redundancy.DEFAULT_MAX_SIDE,
+                        help="downscale larger images to this long side first; 0 keeps them "
+                             f"(default {redundancy.DEFAULT_MAX_SIDE})")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images per folder")
+    parser.add_argument("--out", type=Path, default=Path("redundancy"),
+                        help="folder for redundancy.json and redundancy.png (default ./redundancy)")
+
+
+def run_redundancy(args: argparse.Namespace) -> int:
+    """`segearth redundancy`: the paper's Fig. 3 values per folder, as JSON and a chart."""
+    from .analysis.redundancy import C1, C2, LEVELS, analyse_folder, format_table, plot_redundancy
+
+    summaries = [analyse_folder(folder, args.patch_size, args.max_side or None, args.limit)
+                 for folder in args.folders]
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = {"patch_size": args.patch_size, "max_side": args.max_side or None, "C1": C1, "C2": C2,
+                "levels": LEVELS, "grayscale": "ITU-R 601-2 luma (PIL 'L')"}
+    (args.out / "redundancy.json").write_text(json.dumps({"settings": settings, "folders": summaries},
+                                                         indent=1))
+    chart = plot_redundancy(summaries, args.out / "redundancy.png")
+    print(format_table(summaries))
+    print(f"\nWrote {args.out / 'redundancy.json'} and {chart}")
+    return 0
 
 
 def _add_convert_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,18 +240,15 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .analysis.redundancy import add_redundancy_arguments, run_redundancy
-    from .evaluation import add_eval_arguments, run_eval
-
     parser = argparse.ArgumentParser(prog="segearth", description="SegEarth-R1 geospatial pixel reasoning.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text, add, run in (
         ("predict", "segment what a question asks for in an image, GeoTIFF or map area", _add_predict_arguments,
          run_predict),
-        ("eval", "score a checkpoint on a dataset (gIoU, cIoU, P@X) with an HTML report", add_eval_arguments,
+        ("eval", "score a checkpoint on a dataset (gIoU, cIoU, P@X) with an HTML report", _add_eval_arguments,
          run_eval),
         ("redundancy", "the paper's entropy and self-similarity redundancy of image folders",
-         add_redundancy_arguments, run_redundancy),
+         _add_redundancy_arguments, run_redundancy),
         ("convert", "rewrite a released checkpoint in our layout (no conversion at load time)",
          _add_convert_arguments, run_convert),
     ):

@@ -14,9 +14,7 @@ mask without generating text (``answers=True`` generates them anyway, for the re
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -317,79 +315,3 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
             lines.append(f"{frame:<15}" + "".join(f"{100 * row[m]:>8.2f}" for m in METRICS)
                          + f"{row['count']:>7}")
     return "\n".join(lines)
-
-
-# --- command line ------------------------------------------------------------------------------
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    from .data.registry import DATASET_NAMES
-
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder or Hugging Face hub id")
-    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
-    parser.add_argument("--root", "--data-root", dest="root", required=True, type=Path,
-                        help="the dataset's folder")
-    parser.add_argument("--split", default="val", help="train, val or test (ignored for folder)")
-    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16, int8 or int4")
-    parser.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (ignored under accelerate launch)")
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="probability threshold; 0.5 is the authors' logit > 0")
-    parser.add_argument("--all-questions", action="store_true",
-                        help="score every question of an item, not only the first (the authors' choice)")
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N items")
-    parser.add_argument("--answers", action="store_true",
-                        help="also generate the model's answers (slower; shown in the report)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default ./eval-<dataset>-<split>)")
-    parser.add_argument("--gallery", type=int, default=6, help="worst and best cases shown in the report")
-    parser.add_argument("--compare-to", type=Path, default=None,
-                        help="the --out folder of an earlier run on the same data: adds metric deltas "
-                             "and mask agreement")
-    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    """`segearth eval`: score, print the table, write metrics.json, masks.npz and the report.
-
-    Under ``accelerate launch`` (WORLD_SIZE > 1) the items are split over the processes and
-    only the main process writes.
-    """
-    from .data.registry import load_dataset
-    from .predictor import Predictor
-
-    samples = load_dataset(args.dataset, args.root, args.split, all_questions=args.all_questions)
-    samples = samples[: args.limit] if args.limit else samples
-    if not any(s.has_mask for s in samples):
-        raise InputError(f"No item under {args.root} has a ground-truth mask: nothing to score. "
-                         "Add a labels/ folder (non-zero = target).")
-    accelerator = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import Accelerator
-
-        accelerator = Accelerator()
-    device = str(accelerator.device) if accelerator is not None else args.device
-    predictor = Predictor.from_pretrained(args.checkpoint, precision=args.precision, device=device)
-    result = evaluate(predictor, samples, progress=not args.no_progress, keep_masks=True,
-                      accelerator=accelerator, threshold=args.threshold, answers=args.answers)
-    if accelerator is not None and not accelerator.is_main_process:
-        return 0
-    result.meta.update(checkpoint=str(args.checkpoint), dataset=args.dataset, root=str(args.root),
-                       split=args.split, precision_requested=args.precision)
-    out = args.out or Path(f"eval-{args.dataset}-{args.split}")
-    write_run(result, out)
-    print(format_table(result.summary()))
-    print(f"\nWrote {out / RESULT_FILE} and {out / MASKS_FILE}")
-    by_id = dict(zip(item_ids(samples), samples))
-    if not args.no_report:
-        from .report import write_report
-
-        print(f"Report: {write_report(result, by_id, out / 'report', gallery=args.gallery)}")
-    if args.compare_to is not None:
-        comparison = compare(read_run(args.compare_to), result)
-        (out / "compare.json").write_text(json.dumps(comparison.to_json(), indent=1))
-        print(f"\nCompared with {args.compare_to}: mean mask IoU {comparison.mean_mask_iou:.4f}")
-        print(format_table({f: {**row, "count": len(comparison.items)} for f, row in comparison.deltas().items()}))
-        if not args.no_report:
-            from .report import write_compare_report
-
-            print(f"Comparison report: {write_compare_report(comparison, by_id, out / 'compare', gallery=args.gallery)}")
-    return 0

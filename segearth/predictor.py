@@ -21,6 +21,7 @@ from . import processing
 from .errors import InputError
 from .model import ImageFeatures, SegEarthR1
 from .model.language import split_at_refer
+from .regions import Region, find_regions
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -52,6 +53,11 @@ class Prediction:
     def canvas_mask(self) -> np.ndarray | None:
         """The authors' output: the mask on the padded canvas (what their metrics use)."""
         return None if self.canvas_probability is None else self.canvas_probability > self.threshold
+
+    @property
+    def regions(self) -> list[Region]:
+        """The mask's connected regions with their confidence, largest first (segearth.regions)."""
+        return find_regions(self.mask, self.probability).regions
 
     def with_threshold(self, threshold: float) -> "Prediction":
         """The same prediction re-thresholded without running the model."""

@@ -5,6 +5,8 @@ import numpy as np
 
 MASK_COLOR = (255, 48, 48)
 OUTLINE_COLOR = (0, 229, 255)
+#: One region picked out of several (the app's regions table).
+HIGHLIGHT_COLOR = (255, 212, 0)
 
 
 def outline(mask: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@
  * Map -> Python: the drawn area (one rectangle or polygon) is written to `props.value` as a
  * GeoJSON geometry string in lon/lat, so it reaches Python as the component's value; a custom
  * "draw" event says that the user drew something.
- * Python -> map: the `layers` prop ({image, overlay, outlines, fit}) and the `opacity` prop;
+ * Python -> map: the `layers` prop ({image, overlay, outlines, focus, fit}) and the `opacity` prop;
+ * `outlines` is the regions' GeoJSON; the feature whose `rank` is `focus` (a row clicked in the
+ * regions table) is drawn in the highlight style, and `fit` zooms to it;
  * `watch` re-renders them whenever Python changes them, without touching the basemap or the
  * drawing, so sliders feel instant.
  *
@@ -15,6 +17,7 @@
 
   const AREA_STYLE = { color: "#ffcc00", weight: 2, fill: false, className: "segearth-area" };
   const OUTLINE_STYLE = { color: "#00e5ff", weight: 2, fill: false, className: "segearth-outline" };
+  const HIGHLIGHT_STYLE = { color: "#ffd400", weight: 4, fill: false, className: "segearth-highlight" };
 
   function addBasemaps(map, basemaps) {
     const layers = {};
@@ -95,7 +98,14 @@
           { className: "segearth-overlay", opacity: props.opacity }).addTo(results);
       }
       if (spec.outlines) {
-        L.geoJSON(spec.outlines, { style: OUTLINE_STYLE }).addTo(results);
+        const outlines = L.geoJSON(spec.outlines, {
+          style: function (feature) {
+            return feature.properties.rank === spec.focus ? HIGHLIGHT_STYLE : OUTLINE_STYLE;
+          },
+        }).addTo(results);
+        outlines.eachLayer(function (layer) {
+          if (layer.feature.properties.rank === spec.focus) layer.bringToFront();
+        });
       }
       if (spec.fit) fit(toBounds(spec.fit));
     }

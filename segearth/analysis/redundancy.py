@@ -22,8 +22,6 @@ Definitions (the paper leaves the details open; these are ours, fixed here):
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -167,28 +165,3 @@ def format_table(summaries: list[dict]) -> str:
 
 
 # --- command line ------------------------------------------------------------------------------
-def add_redundancy_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folders", nargs="+", type=Path,
-                        help="one or more folders of images; each becomes one bar group")
-    parser.add_argument("--patch-size", type=int, default=DEFAULT_PATCH,
-                        help=f"SSIM patch side in pixels (default {DEFAULT_PATCH})")
-    parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE,
-                        help="downscale larger images to this long side first; 0 keeps them "
-                             f"(default {DEFAULT_MAX_SIDE})")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many images per folder")
-    parser.add_argument("--out", type=Path, default=Path("redundancy"),
-                        help="folder for redundancy.json and redundancy.png (default ./redundancy)")
-
-
-def run_redundancy(args: argparse.Namespace) -> int:
-    summaries = [analyse_folder(folder, args.patch_size, args.max_side or None, args.limit)
-                 for folder in args.folders]
-    args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"patch_size": args.patch_size, "max_side": args.max_side or None, "C1": C1, "C2": C2,
-                "levels": LEVELS, "grayscale": "ITU-R 601-2 luma (PIL 'L')"}
-    (args.out / "redundancy.json").write_text(json.dumps({"settings": settings, "folders": summaries},
-                                                         indent=1))
-    chart = plot_redundancy(summaries, args.out / "redundancy.png")
-    print(format_table(summaries))
-    print(f"\nWrote {args.out / 'redundancy.json'} and {chart}")
-    return 0

@@ -26,7 +26,8 @@ from ..errors import GeoError
 
 #: Long side of the overview read to compute the stretch percentiles: a constant-memory sample.
 STATS_SIZE = 1024
-_GEOD = Geod(ellps="WGS84")
+#: The one WGS84 ellipsoid every geodesic distance and area in segearth.geo is measured on.
+GEOD = Geod(ellps="WGS84")
 
 
 @dataclass
@@ -69,7 +70,7 @@ def ground_resolution(crs: CRS, transform: Affine, row: float, col: float) -> fl
     x0, y0 = transform @ (col, row)
     x1, y1 = transform @ (col + 1, row)
     (lon0, lon1), (lat0, lat1) = to_lonlat.transform([x0, x1], [y0, y1])
-    return float(_GEOD.inv(lon0, lat0, lon1, lat1)[2])
+    return float(GEOD.inv(lon0, lat0, lon1, lat1)[2])
 
 
 def iter_windows(height: int, width: int, size: int, overlap: int) -> Iterator[Window]:

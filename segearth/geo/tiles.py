@@ -11,7 +11,6 @@ import hashlib
 import io
 import math
 import os
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -25,16 +24,19 @@ import requests
 import shapely
 from affine import Affine
 from PIL import Image, UnidentifiedImageError
-from pyproj import Geod, Transformer
+from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.features import geometry_mask
+from requests.adapters import HTTPAdapter
 from shapely.errors import GEOSException
-from shapely.geometry import shape
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util import Retry
 
 from ..errors import GeoError
 from ..fileio import atomic_path
-from .raster import GeoImage, ground_resolution
+from .raster import GEOD, GeoImage, ground_resolution
 
 #: (west, south, east, north) in degrees, a shapely (Multi)Polygon in lon/lat, or a GeoJSON
 #: geometry/Feature dict (what a map widget's draw tool gives).
@@ -45,7 +47,6 @@ Area = tuple[float, float, float, float] | BaseGeometry | Mapping[str, Any]
 MIN_USEFUL_ZOOM = 12
 MERCATOR_MAX_LAT = 85.0511287798
 USER_AGENT = "segearth-r1/0.1 (geospatial pixel reasoning)"
-_GEOD = Geod(ellps="WGS84")
 _TO_MERCATOR = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
 
 
@@ -161,8 +162,8 @@ def choose_zoom(bbox: tuple[float, float, float, float], max_zoom: int, max_tile
             return zoom
     west, south, east, north = bbox
     mid = (south + north) / 2
-    width_km = _GEOD.inv(west, mid, east, mid)[2] / 1000
-    height_km = _GEOD.inv(west, south, west, north)[2] / 1000
+    width_km = GEOD.inv(west, mid, east, mid)[2] / 1000
+    height_km = GEOD.inv(west, south, west, north)[2] / 1000
     ul, lr = _tile_range(bbox, min_zoom)
     needed = (lr.x - ul.x + 1) * (lr.y - ul.y + 1)
     raise GeoError(f"The area is about {width_km:.1f} km x {height_km:.1f} km: even at zoom "
@@ -201,43 +202,59 @@ def _decode(content: bytes, source: TileSource, tile: mercantile.Tile,
                        f"({source.public_url}).") from exc
 
 
-def _download(source: TileSource, tile: mercantile.Tile, timeout: float,
-              retries: int) -> tuple[bytes, str]:
-    """Tile bytes and content type. Timeouts, refused connections, 429 and 5xx are retried with
-    backoff; other HTTP errors are final (retrying a 404 cannot help)."""
+#: HTTP statuses worth retrying: rate limits and server trouble; a 404 will not change.
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def tile_session(retries: int, pool_size: int = 8) -> requests.Session:
+    """A requests session that retries timeouts, refused connections, 429 and 5xx ``retries``
+    times with exponential backoff (0.25 s, 0.5 s, ..., at most 2 s), via urllib3's Retry."""
+    retry = Retry(total=retries, connect=retries, read=retries, status=retries, other=0,
+                  backoff_factor=0.25, backoff_max=2.0, status_forcelist=RETRY_STATUSES,
+                  allowed_methods=frozenset({"GET"}), raise_on_status=False,
+                  respect_retry_after_header=False)
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _download(session: requests.Session, source: TileSource, tile: mercantile.Tile,
+              timeout: float, retries: int) -> tuple[bytes, str]:
+    """Tile bytes and content type; the session retries what can succeed later, every other
+    HTTP error is final (retrying a 404 cannot help)."""
     where = f"tile {tile.z}/{tile.x}/{tile.y}"
-    problem = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))
-        try:
-            response = requests.get(source.tile_url(tile), timeout=timeout,
-                                    headers={"User-Agent": USER_AGENT})
-        except requests.Timeout:
-            problem = f"did not answer within {timeout:g} s"
-            continue
-        except requests.RequestException as exc:
-            problem = f"cannot be reached ({type(exc).__name__})"
-            continue
-        if response.status_code == 200:
-            return response.content, response.headers.get("Content-Type", "")
-        problem = f"answered HTTP {response.status_code} {response.reason or ''}".rstrip()
-        if response.status_code != 429 and response.status_code < 500:
-            hint = (" (no imagery there at this zoom, or a wrong URL template)"
-                    if response.status_code == 404 else "")
-            raise GeoError(f"Tile server {source.host} {problem} for {where}{hint}. "
-                           f"Template: {source.public_url}")
-    raise GeoError(f"Tile server {source.host} {problem} for {where} ({retries + 1} tries). "
-                   f"It may be down or overloaded: try again later, or set SEGEARTH_TILE_URL to "
-                   f"another server.")
+    tries = f"({retries + 1} tries)"
+    try:
+        response = session.get(source.tile_url(tile), timeout=timeout)
+    except requests.RequestException as exc:
+        timed_out = isinstance(exc, requests.Timeout) or isinstance(
+            getattr(exc.args[0] if exc.args else None, "reason", None), ReadTimeoutError)
+        problem = (f"did not answer within {timeout:g} s" if timed_out
+                   else f"cannot be reached ({type(exc).__name__})")
+        raise GeoError(f"Tile server {source.host} {problem} for {where} {tries}. It may be down "
+                       f"or overloaded: try again later, or set SEGEARTH_TILE_URL to another "
+                       f"server.") from None
+    if response.status_code == 200:
+        return response.content, response.headers.get("Content-Type", "")
+    problem = f"answered HTTP {response.status_code} {response.reason or ''}".rstrip()
+    if response.status_code in RETRY_STATUSES:
+        raise GeoError(f"Tile server {source.host} {problem} for {where} {tries}. It may be "
+                       f"down or overloaded: try again later, or set SEGEARTH_TILE_URL to another "
+                       f"server.")
+    hint = " (no imagery there at this zoom, or a wrong URL template)" if response.status_code == 404 else ""
+    raise GeoError(f"Tile server {source.host} {problem} for {where}{hint}. "
+                   f"Template: {source.public_url}")
 
 
-def _fetch_tile(source: TileSource, tile: mercantile.Tile, timeout: float, retries: int,
-                cache: _TileCache | None) -> np.ndarray:
+def _fetch_tile(session: requests.Session, source: TileSource, tile: mercantile.Tile,
+                timeout: float, retries: int, cache: _TileCache | None) -> np.ndarray:
     content = cache.get(tile) if cache else None
     if content is not None:
         return _decode(content, source, tile, "cached")
-    content, content_type = _download(source, tile, timeout, retries)
+    content, content_type = _download(session, source, tile, timeout, retries)
     rgba = _decode(content, source, tile, content_type)
     if cache:
         cache.put(tile, content)
@@ -247,12 +264,15 @@ def _fetch_tile(source: TileSource, tile: mercantile.Tile, timeout: float, retri
 def _fetch_mosaic(source: TileSource, tiles: list[mercantile.Tile], timeout: float, retries: int,
                   cache: _TileCache | None) -> dict[mercantile.Tile, np.ndarray]:
     """All tiles, concurrently; the first failure cancels the rest and is raised."""
-    pool = ThreadPoolExecutor(max_workers=min(8, len(tiles)))
-    try:
-        futures = {pool.submit(_fetch_tile, source, t, timeout, retries, cache): t for t in tiles}
-        return {futures[f]: f.result() for f in as_completed(futures)}
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    workers = min(8, len(tiles))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    with tile_session(retries, workers) as session:
+        try:
+            futures = {pool.submit(_fetch_tile, session, source, t, timeout, retries, cache): t
+                       for t in tiles}
+            return {futures[f]: f.result() for f in as_completed(futures)}
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fetch_area(area: Area, source: TileSource, max_tiles: int = 64, timeout: float = 10.0,
@@ -305,5 +325,6 @@ def fetch_area(area: Area, source: TileSource, max_tiles: int = 64, timeout: flo
         valid=None if valid.all() else valid,
         source={"kind": "tiles", "name": source.name, "url": source.public_url,
                 "attribution": source.attribution, "zoom": zoom, "tiles": len(tiles),
-                "bbox": list(bbox), "ground_resolution_m": ground_resolution(
+                "bbox": list(bbox), "area": None if polygon is None else mapping(polygon),
+                "ground_resolution_m": ground_resolution(
                     crs, transform, crop.shape[0] / 2, crop.shape[1] / 2)})

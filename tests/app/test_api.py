@@ -30,6 +30,7 @@ class Result(NamedTuple):
     compare_left: str | None
     compare_right: str | None
     compare_text: str
+    regions: dict  # {"headers": [...], "data": [[rank, area, score, peak], ...]}
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """`segearth eval` on the authors' mini EarthReason split reproduces their recorded evaluation."""
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
-from segearth.evaluation import METRICS, add_eval_arguments, read_run, run_eval
+from segearth.cli import main
+from segearth.evaluation import METRICS, read_run
 
 from ..conftest import E2E
 
@@ -16,14 +16,11 @@ TOLERANCE = 1e-4
 @pytest.mark.slow
 def test_eval_reproduces_the_authors_metrics(parity_checkpoint, tmp_path, capsys):
     expected = json.loads((E2E / "metrics.json").read_text())
-    parser = argparse.ArgumentParser()
-    add_eval_arguments(parser)
-    args = parser.parse_args([
-        "--checkpoint", str(parity_checkpoint), "--dataset", "earthreason",
+    assert main([
+        "eval", "--checkpoint", str(parity_checkpoint), "--dataset", "earthreason",
         "--root", str(E2E / "dataset"), "--split", "val", "--precision", "fp32", "--device", "cpu",
         "--out", str(tmp_path), "--no-progress", "--gallery", "2",
-    ])
-    assert run_eval(args) == 0
+    ]) == 0
     result = read_run(tmp_path)
     canvas = result.summary()["canvas"]
     for metric in METRICS:

@@ -1,7 +1,6 @@
 """Redundancy measures (paper Eq. 1-3) on images whose values can be worked out by hand."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -10,6 +9,7 @@ import pytest
 from PIL import Image
 
 from segearth.analysis import redundancy as r
+from segearth.cli import main
 from segearth.errors import InputError
 
 
@@ -92,11 +92,8 @@ def test_folder_command_writes_json_table_and_chart(tmp_path, capsys):
         (tmp_path / name).mkdir()
         for k in range(2):
             Image.fromarray(make()).save(tmp_path / name / f"{k}.png")
-    parser = argparse.ArgumentParser()
-    r.add_redundancy_arguments(parser)
-    args = parser.parse_args([str(tmp_path / "flat"), str(tmp_path / "noise"), "--patch-size", "16",
-                              "--out", str(tmp_path / "out")])
-    assert r.run_redundancy(args) == 0
+    assert main(["redundancy", str(tmp_path / "flat"), str(tmp_path / "noise"), "--patch-size", "16",
+                 "--out", str(tmp_path / "out")]) == 0
     data = json.loads((tmp_path / "out" / "redundancy.json").read_text())
     flat, noise = data["folders"]
     assert flat["count"] == 2 and flat["entropy"]["mean"] == 1.0

@@ -2,7 +2,6 @@
 headless Chromium, and the `eval` command with a run comparison."""
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from functools import partial
@@ -14,7 +13,8 @@ from PIL import Image
 
 from segearth.data.masks import load_label_mask
 from segearth.data.types import Sample
-from segearth.evaluation import add_eval_arguments, evaluate, item_ids, read_run, run_eval
+from segearth.cli import main
+from segearth.evaluation import evaluate, item_ids, read_run
 from segearth.predictor import Predictor
 from segearth.report import worst_and_best, write_report
 
@@ -92,13 +92,10 @@ def test_eval_command_writes_run_report_and_comparison(tiny_checkpoint, tmp_path
     if not (SAMPLES / "detectree_swissimage").is_dir():
         pytest.skip("shared samples not found")
     data = _folder_dataset(tmp_path / "data")
-    parser = argparse.ArgumentParser()
-    add_eval_arguments(parser)
-    common = ["--checkpoint", str(tiny_checkpoint), "--dataset", "folder", "--root", str(data),
+    common = ["eval", "--checkpoint", str(tiny_checkpoint), "--dataset", "folder", "--root", str(data),
               "--device", "cpu", "--precision", "fp32", "--no-progress", "--gallery", "1"]
-    assert run_eval(parser.parse_args([*common, "--out", str(tmp_path / "a")])) == 0
-    assert run_eval(parser.parse_args([*common, "--out", str(tmp_path / "b"),
-                                       "--compare-to", str(tmp_path / "a")])) == 0
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b"), "--compare-to", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "empty_target" in out and "mean mask IoU 1.0000" in out
     run = read_run(tmp_path / "b")

@@ -86,7 +86,7 @@ def test_answer_and_provenance(predictor):
 def test_referring_checkpoints_say_they_give_no_answer(tmp_path, e2e_tokenizer):
     from segearth.config import SegEarthConfig
     from segearth.model import SegEarthR1
-    from segearth.outputs import run_record
+    from segearth.geo import GeoImage, Result
 
     model = SegEarthR1(SegEarthConfig.tiny(task="referring_short", answers=False))
     predictor = Predictor(model.eval(), e2e_tokenizer, precision="fp32", device="cpu")
@@ -94,7 +94,8 @@ def test_referring_checkpoints_say_they_give_no_answer(tmp_path, e2e_tokenizer):
     prediction = predictor.predict("the tennis court at right")
     assert prediction.answer is None and "answer" not in prediction.timings
     assert prediction.provenance["task"] == "referring_short"
-    assert "without an answer loss" in run_record(prediction, "q")["answer_note"]
+    record = Result.from_prediction(prediction, GeoImage(scene(48, 64)), "q").record()
+    assert "without an answer loss" in record["answer_note"]
 
 
 def test_threshold_changes_the_mask_without_rerunning(predictor):
