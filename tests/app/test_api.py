@@ -221,3 +221,61 @@ def test_tile_server_down(app_without_tiles, checkpoint):
     client = Client(app_without_tiles, verbose=False)
     with pytest.raises(AppError, match="Tile server 127.0.0.1:[0-9]+ cannot be reached"):
         run(client, checkpoint)
+
+
+# --- one result path: the app writes what the command line writes ---------------------------
+#: Keys that differ between two runs of the same thing: clocks, durations and file locations.
+RUN_SPECIFIC = {"time_utc", "timings_s", "app_timings_s", "path", "imagery", "files"}
+
+
+def comparable(record: Any) -> Any:
+    """The record without RUN_SPECIFIC keys, at any depth."""
+    if isinstance(record, dict):
+        return {k: comparable(v) for k, v in record.items() if k not in RUN_SPECIFIC}
+    if isinstance(record, list):
+        return [comparable(v) for v in record]
+    return record
+
+
+def test_cli_and_app_write_the_same_record_for_the_same_run(client, checkpoint, utm_geotiff,
+                                                            tmp_path):
+    from segearth.cli import main
+
+    assert main(["predict", str(utm_geotiff), "-q", QUESTION, "--checkpoint", checkpoint,
+                 "--precision", "fp32", "--device", "cpu", "--threshold", "0.3",
+                 "--out", str(tmp_path)]) == 0
+    cli = json.loads((tmp_path / "utm.json").read_text())
+    app = record(run(client, checkpoint, source="upload", upload=utm_geotiff, threshold=0.3))
+
+    assert set(app) - set(cli) == {"app_timings_s"}
+    assert comparable(app) == comparable(cli)
+    assert cli["regions"] and cli["geo"]["question"] == QUESTION  # there is something to compare
+    geojson = json.loads(files_of(tmp_path)["utm_mask.geojson"].read_text())
+    assert [f["properties"]["score"] for f in geojson["features"]] == [
+        r["score"] for r in app["regions"]]
+
+
+def files_of(folder: Path) -> dict[str, Path]:
+    return {p.name: p for p in folder.iterdir()}
+
+
+def table(result: Result) -> list[list]:
+    return result.regions["data"]
+
+
+def test_regions_table_lists_the_records_regions_and_follows_the_threshold(client, checkpoint):
+    low = run(client, checkpoint, threshold=0.3)
+    rows, regions = table(low), record(low)["regions"]
+    assert low.regions["headers"] == ["#", "area", "score", "peak"]
+    assert [int(row[0]) for row in rows] == [r["rank"] for r in regions] == list(
+        range(1, len(regions) + 1))
+    assert [row[1] for row in rows] == [f"{r['area_m2']:,.1f} m² ({r['area_ha']:,.4f} ha)"
+                                        for r in regions]
+    assert [float(row[2]) for row in rows] == pytest.approx([r["score"] for r in regions],
+                                                             abs=1e-3)
+    pixels = [r["pixels"] for r in regions]
+    assert pixels == sorted(pixels, reverse=True) and min(pixels, default=4) >= 4
+
+    high = render(client, threshold=0.7)
+    assert [int(row[0]) for row in table(high)] == [r["rank"] for r in record(high)["regions"]]
+    assert table(high) != rows

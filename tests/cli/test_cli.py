@@ -24,7 +24,7 @@ def photo(tmp_path):
 
 
 def test_help_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "segearth.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "segearth", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     for command in ("predict", "eval", "redundancy"):
         assert command in out.stdout
@@ -32,8 +32,9 @@ def test_help_lists_every_command():
 
 def test_predict_writes_mask_overlay_probability_and_record(tiny_checkpoint, photo, tmp_path):
     out_dir = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "segearth.cli", "predict", str(photo), "-q", QUESTION,
-                          "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--out", str(out_dir)],
+    run = subprocess.run([sys.executable, "-m", "segearth", "predict", str(photo), "-q", QUESTION,
+                          "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--out", str(out_dir),
+                          "--threshold", "0.6", "--min-region-px", "2"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     mask = np.asarray(Image.open(out_dir / "scene_mask.png"))
@@ -47,6 +48,12 @@ def test_predict_writes_mask_overlay_probability_and_record(tiny_checkpoint, pho
     assert record["provenance"]["precision"] == "fp32"
     assert isinstance(record["answer"], str)
     assert ("Target found" in run.stdout) or ("No target" in run.stdout)
+    # one line per region, as in the record, whose regions make up the mask
+    assert record["min_region_px"] == 2 and record["threshold"] == 0.6
+    lines = [line for line in run.stdout.splitlines() if line.startswith("region ")]
+    assert len(lines) == len(record["regions"]) and sum(r["pixels"] for r in record["regions"]) == (mask > 0).sum()
+    for line, region in zip(lines, record["regions"]):
+        assert line.startswith(f"region {region['rank']}: {region['pixels']:,} px, score {region['score']:.3f}")
 
 
 def test_predict_geotiff_writes_georeferenced_outputs(tiny_checkpoint, tmp_path):
@@ -70,6 +77,7 @@ def test_predict_geotiff_writes_georeferenced_outputs(tiny_checkpoint, tmp_path)
     (["predict", "{photo}", "-q", QUESTION, "--precision", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
     (["predict", "-q", QUESTION], "either an IMAGE or --bbox"),
     (["predict", "{photo}", "-q", QUESTION, "--bands", "red"], "--bands"),
+    (["predict", "{photo}", "-q", QUESTION, "--min-region-px", "0"], "--min-region-px"),
 ])
 def test_bad_input_gives_a_message_and_exit_2(tiny_checkpoint, photo, capsys, args, message):
     args = [a.replace("{photo}", str(photo)) for a in args] + ["--checkpoint", str(tiny_checkpoint)]
