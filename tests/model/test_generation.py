@@ -70,9 +70,16 @@ def test_stop_tokens_and_token_limit_match_the_loop(parts):
 
 
 def test_loop_guard_keeps_one_copy(parts):
-    """Seed 2 makes this random model loop (measured): both stop early with one copy left."""
-    ours, reference = answer_both_ways(parts, 2, stop_ids=[510, 0])
-    assert ours == reference and 0 < len(ours) < 64
+    """A huge lm_head bias makes the model repeat token 7: both stop after three, keeping one."""
+    bias = parts[0].llm.lm_head.bias
+    with torch.no_grad():
+        bias[7] += 1e4
+    try:
+        ours, reference = answer_both_ways(parts, 2, stop_ids=[510, 0])
+    finally:
+        with torch.no_grad():
+            bias[7] -= 1e4
+    assert ours == reference == [7]
     assert generation.loop_period(ours) is None
     assert generation.loop_period([1, 2, 1, 2, 1, 2]) == 2
     assert generation.loop_period([5, 5, 5]) == 1
