@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from . import constants
 from .config import SegEarthConfig, from_released_config
 from .errors import CheckpointError
+from .model import SegEarthR1
 
 # (regex on the released key, replacement in our model). First match wins.
 RELEASED_RENAMES: list[tuple[str, str]] = [
@@ -208,7 +209,7 @@ def load_tokenizer(folder: Path):
 
 
 # --- writing ---------------------------------------------------------------------------------
-def save(model, folder: str | os.PathLike, tokenizer=None, extra: dict[str, Any] | None = None) -> Path:
+def save(model: SegEarthR1, folder: str | os.PathLike, tokenizer=None, extra: dict[str, Any] | None = None) -> Path:
     """Our layout: config.json, model.safetensors and the tokenizer files."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -226,8 +227,6 @@ def save(model, folder: str | os.PathLike, tokenizer=None, extra: dict[str, Any]
 
 def load(checkpoint: str | os.PathLike, dtype: torch.dtype = torch.float32):
     """(model in eval mode, tokenizer, resolved folder) from a folder or hub id, either layout."""
-    from .model import SegEarthR1
-
     folder = resolve(checkpoint)
     config, released = read_config(folder)
     tokenizer = load_tokenizer(folder)

@@ -169,11 +169,6 @@ class SegEarthConfig:
         if len(self.encoder.depths) != 4:
             raise ValueError("the encoder must have four stages (res2..res5)")
 
-    @property
-    def num_visual_tokens(self) -> int:
-        side = self.image_size // 32 // 2**self.connector.depth
-        return side * side
-
     # --- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -19,16 +19,20 @@ from torch import nn
 
 from . import processing
 from .errors import InputError
-from .model import ImageFeatures, SegEarthR1
+from .model import ImageFeatures, SegEarthR1, generation
 from .model.language import split_at_refer
 from .regions import Region, find_regions
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-MAX_ANSWER_TOKENS = 64
-#: A generated answer stops when its last n tokens (n <= this) repeat three times in a row:
-#: users reported answers looping upstream.
-LOOP_PERIOD = 8
+#: CPU flags of native bf16 matrix units: AVX-512 BF16 dot products, AMX tiles.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+#: Whether bf16 masks agree with fp32 well enough for `auto` to pick bf16 on such CPUs: every
+#: item of the parity e2e split and of the synthetic scenes at IoU >= 0.99 (README, "Speed and
+#: memory"). Where this is False, `auto` stays fp32 on every CPU.
+BF16_AGREES_ON_CPU = True
+#: The question used by `warm_up` (any text: only its length matters to the kernels).
+WARM_UP_QUESTION = "Where is the warm-up target?"
 
 
 @dataclass
@@ -69,8 +73,7 @@ class Prediction:
 class _ImageState:
     geometry: processing.Geometry
     features: ImageFeatures
-    prefix_cache: Any  # the LLM's key/value cache over the prompt up to the question
-    prefix_length: int
+    prefix: generation.PromptPrefix  # the LLM's cache over the prompt up to the question
     seconds: dict[str, float]
 
 
@@ -91,13 +94,29 @@ def resolve_device(device: str | None) -> torch.device:
     return resolved
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them (empty elsewhere: no guessing)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """True on CPUs with bf16 matrix instructions (AVX-512 BF16 or AMX), where bf16 runs faster
+    than fp32; elsewhere bf16 is emulated and slower."""
+    return bool(NATIVE_BF16_FLAGS & (cpu_flags() if flags is None else flags))
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise InputError(f"Unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}.")
     if precision == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
+        return "bf16" if BF16_AGREES_ON_CPU and cpu_has_native_bf16() else "fp32"
     if precision == "fp16" and device.type == "cpu":
         raise InputError("fp16 needs a GPU; on the CPU use fp32, bf16 or int8.")
     if precision in ("int8", "int4"):
@@ -148,20 +167,47 @@ class Predictor:
         self.checkpoint = checkpoint
         self.model = self._place(model.eval())
         segments = processing.prompt_segments(tokenizer, self.config.task)
-        self._prefix_segments, self._post_segments = split_at_refer(segments)
-        self._seg_id = processing.seg_token_id(tokenizer)
+        self._prefix_segments, self._lead_in = split_at_refer(segments)
+        self._stop_ids = [processing.seg_token_id(tokenizer), tokenizer.eos_token_id]
         self._image: _ImageState | None = None
-        self.encoder_calls = 0  # how many times set_image ran the vision path (for cache checks)
 
     @classmethod
-    def from_pretrained(cls, checkpoint: str | Path, precision: str = "auto",
-                        device: str | None = None) -> "Predictor":
-        """A released checkpoint (hub id or folder) or one of ours."""
+    def from_pretrained(cls, checkpoint: str | Path, precision: str = "auto", device: str | None = None,
+                        warm_up: bool = False) -> "Predictor":
+        """A released checkpoint (hub id or folder) or one of ours. `warm_up=True` pays the
+        first question's one-time costs now (see `warm_up`)."""
         from .checkpoints import load
 
         resolve_precision(precision, resolve_device(device))  # fail before the slow load
         model, tokenizer, _ = load(checkpoint)
-        return cls(model, tokenizer, precision, device, checkpoint=str(checkpoint))
+        predictor = cls(model, tokenizer, precision, device, checkpoint=str(checkpoint))
+        if warm_up:
+            predictor.warm_up()
+        return predictor
+
+    @torch.inference_mode()
+    def warm_up(self) -> None:
+        """Run one dummy question (with its answer) on a small blank image and forget it.
+
+        Every image is padded to the same canvas, so this runs the vision path at exactly the
+        shapes of a real request: the first user's question then finds oneDNN's primitives
+        created, transformers' lazily built generation and masking code loaded and the
+        allocator's pools grown, and costs what a later question costs.
+        """
+        self.set_image(np.zeros((32, 32, 3), np.uint8))
+        self.predict(WARM_UP_QUESTION, answer=self.config.answers)
+        self._image = None
+
+    def to(self, device: str | torch.device) -> "Predictor":
+        """Move the model (and the current image's features) to `device`, e.g. into a ZeroGPU
+        call; precision stays as resolved."""
+        device = torch.device(device)
+        if device != self.device:
+            self.model.to(device)
+            self.device = device
+            if self._image is not None:  # its cache and features were made on the old device
+                self._image = None
+        return self
 
     def _place(self, model: SegEarthR1) -> SegEarthR1:
         if self.precision in _DTYPES:
@@ -176,10 +222,6 @@ class Predictor:
     def _vision_dtype(self) -> torch.dtype:
         return next(self.model.encoder.parameters()).dtype
 
-    @property
-    def _embed(self) -> nn.Embedding:
-        return self.model.llm.get_input_embeddings()
-
     # --- image ----------------------------------------------------------------------------------
     @torch.inference_mode()
     def set_image(self, image: processing.ImageLike) -> None:
@@ -192,24 +234,12 @@ class Predictor:
 
         start = time.perf_counter()
         features = self.model.encode_image(pixels.to(self.device, self._vision_dtype))
-        self.encoder_calls += 1
         seconds["image_features"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        prefix = self._embed_segments(self._prefix_segments, features.visual_tokens[0])
-        out = self.model.llm.model(inputs_embeds=prefix[None], use_cache=True)
+        prefix = generation.read_prefix(self.model.llm, self._prefix_segments, features.visual_tokens[0])
         seconds["prompt_prefix"] = time.perf_counter() - start
-        self._image = _ImageState(geometry, features, out.cache, prefix.shape[0], seconds)
-
-    def _embed_segments(self, segments, visual_tokens: torch.Tensor | None = None) -> torch.Tensor:
-        embed = self._embed
-        pieces = []
-        for segment in segments:
-            if segment.kind == "image":
-                pieces.append(visual_tokens.to(embed.weight.dtype))
-            elif segment.kind == "text":
-                pieces.append(embed(torch.tensor(segment.ids, device=self.device)))
-        return torch.cat(pieces)
+        self._image = _ImageState(geometry, features, prefix, seconds)
 
     # --- question -------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -224,14 +254,10 @@ class Predictor:
         timings = dict(state.seconds)
 
         start = time.perf_counter()
-        cache = state.prefix_cache
-        cache.crop(state.prefix_length - cache.get_seq_length())  # forget the previous question
-        embeds = self._embed(torch.tensor(ids, device=self.device))[None]
-        out = self.model.llm.model(inputs_embeds=embeds, cache=cache, use_cache=True)
+        states, question_embeds = generation.read_question(self.model.llm, state.prefix, ids)  # (1, R, D)
         timings["question"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        states = out.last_hidden_state  # (1, R, D): the description
         query = self.model.describe(states, torch.ones(states.shape[:2], dtype=torch.bool, device=self.device),
                                     state.features.res5)
         logits = self.model.decode(query.to(self._vision_dtype), state.features).logits  # (1, s, s)
@@ -247,7 +273,9 @@ class Predictor:
         text = None
         if answer and self.config.answers:
             start = time.perf_counter()
-            text = self._generate_answer(state)
+            tokens = generation.generate_answer(self.model.llm, state.prefix, question_embeds,
+                                                self._lead_in, self._stop_ids)
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
             timings["answer"] = time.perf_counter() - start
         return Prediction(
             mask=probability > threshold, probability=probability, threshold=threshold, answer=text,
@@ -258,31 +286,13 @@ class Predictor:
         if not isinstance(question, str) or not question.strip():
             raise InputError("The question is empty: ask about something in the image.")
         ids = processing.description_ids(self.tokenizer, question.strip())
-        budget = (self.config.llm.max_position_embeddings - self._image.prefix_length
-                  - sum(len(s.ids) for s in self._post_segments) - MAX_ANSWER_TOKENS)
+        budget = (self.config.llm.max_position_embeddings - self._image.prefix.length
+                  - sum(len(s.ids) for s in self._lead_in) - generation.MAX_ANSWER_TOKENS)
         if len(ids) > budget:
             raise InputError(
                 f"The question is {len(ids)} tokens long; this checkpoint reads at most {budget}. Shorten it."
             )
         return ids
-
-    def _generate_answer(self, state: _ImageState) -> str:
-        """Greedy decoding after the assistant's lead-in, stopping at [SEG], end of text, the
-        token limit or a loop."""
-        cache = state.prefix_cache  # holds prefix + question now
-        inputs = self._embed_segments(self._post_segments)[None]
-        generated: list[int] = []
-        stop = {self._seg_id, self.tokenizer.eos_token_id}
-        for _ in range(MAX_ANSWER_TOKENS):
-            out = self.model.llm(inputs_embeds=inputs, cache=cache, use_cache=True, logits_to_keep=1)
-            token = int(out.logits[0, -1].argmax())
-            if token in stop:
-                break
-            generated.append(token)
-            if _ends_in_loop(generated):
-                break
-            inputs = self._embed(torch.tensor([[token]], device=self.device))
-        return self.tokenizer.decode(generated, skip_special_tokens=True).strip()
 
     def _provenance(self, question: str) -> dict[str, Any]:
         return {
@@ -301,10 +311,3 @@ class Predictor:
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))).astype(np.float32)
 
-
-def _ends_in_loop(tokens: list[int]) -> bool:
-    for period in range(1, LOOP_PERIOD + 1):
-        if len(tokens) >= 3 * period and tokens[-period:] == tokens[-2 * period:-period] == tokens[-3 * period:-2 * period]:
-            del tokens[-2 * period:]  # keep one copy of the repeated piece
-            return True
-    return False

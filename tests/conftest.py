@@ -60,9 +60,10 @@ def tiny_checkpoint(tmp_path_factory, e2e_tokenizer) -> Path:
     """A randomly initialised tiny model (our layout) with the e2e tokenizer (vocab 511 < 512)."""
     import torch
 
+    from segearth.checkpoints import save
     from segearth.config import SegEarthConfig
     from segearth.model import SegEarthR1
 
     torch.manual_seed(0)
     model = SegEarthR1(SegEarthConfig.tiny()).eval()
-    return model.save_pretrained(tmp_path_factory.mktemp("tiny"), e2e_tokenizer)
+    return save(model, tmp_path_factory.mktemp("tiny"), e2e_tokenizer)

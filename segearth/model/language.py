@@ -33,14 +33,15 @@ class SplicedPrompt:
     labels: torch.Tensor  # (L,) token to predict at each position, -100 where no loss
 
 
-def splice_prompt(segments: list[PromptSegment], embed: nn.Embedding, visual_tokens: torch.Tensor,
+def splice_prompt(segments: list[PromptSegment], embed: nn.Embedding, visual_tokens: torch.Tensor | None,
                   refer_ids: list[int], answer_ids: list[int] | None = None) -> SplicedPrompt:
-    """Fill the placeholders of one prompt. `visual_tokens` is (T, D).
+    """Fill the placeholders of one prompt. `visual_tokens` is (T, D) (None for a piece of
+    prompt without the image).
 
     Text after `answer` is kept only when an answer is given (teacher forcing); without one the
     prompt stops where the model should start answering.
     """
-    device = visual_tokens.device
+    device = embed.weight.device
     pieces: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     refer = slice(0, 0)

@@ -81,19 +81,6 @@ class SegEarthR1(nn.Module):
         self.mask_decoder = MaskDecoder(config.mask_decoder, config.pixel_decoder.mask_dim,
                                         learned_queries=not config.use_description_query)
 
-    # --- checkpoints (the I/O lives in segearth.checkpoints) --------------------------------
-    @classmethod
-    def from_pretrained(cls, checkpoint, dtype: torch.dtype = torch.float32) -> "SegEarthR1":
-        """A released checkpoint (hub id or folder, converted on the fly) or one of ours."""
-        from ..checkpoints import load
-
-        return load(checkpoint, dtype)[0]
-
-    def save_pretrained(self, folder, tokenizer=None):
-        from ..checkpoints import save
-
-        return save(self, folder, tokenizer)
-
     # --- parts --------------------------------------------------------------------------------
     def encode_image(self, pixel_values: torch.Tensor) -> ImageFeatures:
         """(B, 3, S, S) normalised canvas -> the image-only features (one encoder pass)."""

@@ -1,6 +1,8 @@
 """Predictor behaviour on a tiny random checkpoint: sizes, geometry, caching, precision, errors."""
 from __future__ import annotations
 
+from unittest import mock
+
 import cv2
 import numpy as np
 import pytest
@@ -53,12 +55,12 @@ def test_geometry_round_trip_puts_a_mask_back_where_it_was(size):
 
 
 def test_follow_up_questions_reuse_the_image_features(predictor):
-    predictor.set_image(scene(200, 320, seed=1))
-    calls = predictor.encoder_calls
-    first = predictor.predict(QUESTION, answer=False)
-    predictor.predict("Which areas are covered by water?", answer=True)
-    again = predictor.predict(QUESTION, answer=False)
-    assert predictor.encoder_calls == calls  # no encoder run for follow-ups
+    with mock.patch.object(predictor.model, "encode_image", wraps=predictor.model.encode_image) as encoder:
+        predictor.set_image(scene(200, 320, seed=1))
+        first = predictor.predict(QUESTION, answer=False)
+        predictor.predict("Which areas are covered by water?", answer=True)
+        again = predictor.predict(QUESTION, answer=False)
+    assert encoder.call_count == 1  # no encoder run for follow-ups
     assert "image_features" in first.timings and "question" in first.timings
     # the cache holds only the prompt prefix between questions: same question, same mask
     np.testing.assert_allclose(again.probability, first.probability, atol=1e-5)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from segearth.checkpoints import load
+from segearth.checkpoints import load, save
 from segearth.config import ConnectorConfig, LLMConfig, SegEarthConfig
 from segearth.errors import CheckpointError
 from segearth.model import PromptInputs, SegEarthR1
@@ -68,7 +68,7 @@ def test_ablation_shapes_backward_and_round_trip(name, tmp_path, e2e_tokenizer):
         assert any(n.startswith(part) for n in trained), f"no gradient reaches {part}"
 
     model.eval()
-    folder = model.save_pretrained(tmp_path / name, e2e_tokenizer)
+    folder = save(model, tmp_path / name, e2e_tokenizer)
     assert json.loads((folder / "config.json").read_text())["model_type"] == "segearth_r1"
     loaded, tokenizer, _ = load(folder)
     assert tokenizer.convert_tokens_to_ids("[SEG]") == 510
@@ -106,7 +106,7 @@ def test_released_architecture_matches_the_official_key_list():
 # --- bad checkpoints --------------------------------------------------------------------------------
 @pytest.fixture
 def saved(tmp_path, e2e_tokenizer):
-    return build("d1").eval().save_pretrained(tmp_path / "ckpt", e2e_tokenizer)
+    return save(build("d1").eval(), tmp_path / "ckpt", e2e_tokenizer)
 
 
 def test_missing_tensor_is_named(saved):

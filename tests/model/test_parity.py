@@ -1,7 +1,7 @@
 """Numerical parity with the authors' code, stage by stage, on the parity fixtures.
 
 The checkpoint is laid out as a released one (`llava_phi` config, fused Phi attention, no
-lm_head bias) and loaded through `SegEarthR1.from_pretrained`, so this also proves the
+lm_head bias) and loaded through `segearth.checkpoints.load`, so this also proves the
 released-checkpoint conversion. Tolerances are the "recommended atol" column of
 ../shared/reference/parity/README.md.
 """
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from segearth.checkpoints import load
 from segearth.model import ImageFeatures, SegEarthR1
 from segearth.model.d_projector import pool_description
 from segearth.model.language import splice_prompt
@@ -62,7 +63,7 @@ def assert_sampled(name: str, mine: torch.Tensor, case, atol: float) -> None:
 
 @pytest.fixture(scope="module")
 def model(parity_checkpoint) -> SegEarthR1:
-    return SegEarthR1.from_pretrained(parity_checkpoint)
+    return load(parity_checkpoint)[0]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,108 @@
+"""The model's side of a conversation about one image: the prompt prefix read once, then any
+number of questions, each continuing the prefix's key/value cache, then the answer.
+
+The LLM is causal, so the hidden states of a question do not depend on anything after it:
+reading the prefix once and the question on top of its cache gives the same description as the
+whole prompt. The answer continues the same cache with the assistant's lead-in; the mask never
+depends on it.
+
+Answers are decoded greedily by `transformers`' `generate` (`inputs_embeds` over the whole
+prompt, `cache` holding all but the lead-in, so only the lead-in and the new tokens
+run) with two stopping rules of ours: the stop tokens ([SEG], end of text) and `RepetitionStop`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+from ..processing import PromptSegment
+from .language import splice_prompt
+
+MAX_ANSWER_TOKENS = 64
+#: A generated answer stops when its last n tokens (n <= this) repeat three times in a row:
+#: users reported answers looping upstream.
+LOOP_PERIOD = 8
+
+
+@dataclass
+class PromptPrefix:
+    """The LLM's cache over the question-independent start of the prompt (system text, visual
+    tokens, instruction lead-in), and that start's embeddings (`generate` is given the whole
+    prompt's embeddings and runs only what the cache lacks)."""
+
+    cache: DynamicCache
+    embeds: torch.Tensor  # (1, P, D)
+
+    @property
+    def length(self) -> int:
+        return self.embeds.shape[1]
+
+
+def embed_segments(llm: nn.Module, segments: list[PromptSegment],
+                   visual_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Text and image segments of the prompt -> (1, L, D) input embeddings."""
+    return splice_prompt(segments, llm.get_input_embeddings(), visual_tokens, refer_ids=[]).embeds[None]
+
+
+def read_prefix(llm: nn.Module, segments: list[PromptSegment], visual_tokens: torch.Tensor) -> PromptPrefix:
+    """Run the prompt up to the question (`segments`, `visual_tokens` (T, D)) and keep its cache."""
+    embeds = embed_segments(llm, segments, visual_tokens)
+    cache = DynamicCache(config=llm.config)
+    llm.model(inputs_embeds=embeds, cache=cache, use_cache=True)
+    return PromptPrefix(cache, embeds)
+
+
+def read_question(llm: nn.Module, prefix: PromptPrefix, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The question's ids on top of the prefix -> (its final hidden states (1, R, D), its
+    embeddings (1, R, D)). Forgets any earlier question first; the cache then holds prefix +
+    this question."""
+    cache = prefix.cache
+    extra = cache.get_seq_length() - prefix.length
+    if extra:
+        cache.crop(-extra)
+    embed = llm.get_input_embeddings()
+    embeds = embed(torch.tensor(ids, device=embed.weight.device))[None]
+    states = llm.model(inputs_embeds=embeds, cache=cache, use_cache=True).last_hidden_state
+    return states, embeds
+
+
+class RepetitionStop(StoppingCriteria):
+    """Stop when the last n generated tokens (1 <= n <= LOOP_PERIOD) repeat three times in a row.
+    (`generate` fed with `inputs_embeds` passes the new tokens alone as `input_ids`.)"""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        looping = [loop_period(row.tolist()) is not None for row in input_ids]
+        return torch.tensor(looping, device=input_ids.device)
+
+
+def loop_period(tokens: list[int]) -> int | None:
+    """The shortest n <= LOOP_PERIOD such that `tokens` ends in three copies of its last n."""
+    for period in range(1, LOOP_PERIOD + 1):
+        if len(tokens) >= 3 * period and \
+                tokens[-period:] == tokens[-2 * period:-period] == tokens[-3 * period:-2 * period]:
+            return period
+    return None
+
+
+def generate_answer(llm: nn.Module, prefix: PromptPrefix, question: torch.Tensor,
+                    lead_in: list[PromptSegment], stop_ids: list[int],
+                    max_new_tokens: int = MAX_ANSWER_TOKENS) -> list[int]:
+    """Greedy answer tokens after the question (its embeddings (1, R, D), already in the cache)
+    and the assistant's `lead_in`; stops at `stop_ids` (not returned), `max_new_tokens`, or a
+    loop (one copy of the repeated piece kept)."""
+    prompt = torch.cat([prefix.embeds, question, embed_segments(llm, lead_in)], 1)
+    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
+                              pad_token_id=stop_ids[0], use_cache=True)
+    out = llm.generate(inputs_embeds=prompt, cache=prefix.cache, generation_config=config,
+                       stopping_criteria=StoppingCriteriaList([RepetitionStop()]),
+                       attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device))
+    tokens = out[0].tolist()  # with inputs_embeds only, generate returns the new tokens alone
+    while tokens and tokens[-1] in stop_ids:
+        tokens.pop()
+    period = loop_period(tokens)
+    if period is not None:
+        del tokens[-2 * period:]
+    return tokens
