@@ -6,18 +6,42 @@ and the GeoJSON polygons (EPSG:4326, with areas).
 """
 from __future__ import annotations
 
+import errno
+import logging
+import shutil
 import tempfile
 from pathlib import Path
 
+from segearth.errors import SegEarthError
 from segearth.geo import write_geojson, write_mask_geotiff
 from segearth.outputs import write_prediction
 
 from .runs import RunView
 
 
+log = logging.getLogger("segearth.app")
+
+
+class OutputError(SegEarthError):
+    """The server could not write a run's files (its disk is full or failing)."""
+
+
 def write_downloads(view: RunView) -> list[Path]:
-    """Write the downloads into a new temporary folder (Gradio copies them into its cache)."""
+    """Write the downloads into a new temporary folder (Gradio copies them into its cache).
+    All or nothing: if any file fails (a full disk), the folder and what it holds are removed
+    and the visitor is told; no partial set is ever offered."""
     folder = Path(tempfile.mkdtemp(prefix="segearth-run-"))
+    try:
+        return _write(view, folder)
+    except OSError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.exception("writing the downloads failed")
+        reason = "its disk is full" if err.errno == errno.ENOSPC else "a write failed"
+        raise OutputError(f"The server could not write this run's files ({reason}), so there is "
+                          f"nothing to download. Try again in a while.") from None
+
+
+def _write(view: RunView, folder: Path) -> list[Path]:
     run = view.run
     written = write_prediction(view.prediction, run.geo.image, run.question, folder, run.name,
                                extra=view.record_extra())
