@@ -22,6 +22,8 @@ ASSETS_DIR = REPO_ROOT / "assets"
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 DEMO_CHECKPOINT = ASSETS_DIR / "demo-checkpoint"
 
+#: The picker's name for the bundled demo model.
+DEMO_LABEL = "Bundled demo model"
 #: How the page names segearth's precisions (the choices themselves are segearth's).
 PRECISION_LABELS = {"auto": "auto (bf16/fp16 on a GPU, fp32 on CPU)", "fp16": "fp16 (GPU)",
                     "int8": "8-bit (int8)", "int4": "4-bit (int4)"}
@@ -80,21 +82,28 @@ class AppConfig:
         choices = {
             "EarthReason (released)": RELEASED_CHECKPOINTS["earthreason"],
             "RRSIS-D (released)": RELEASED_CHECKPOINTS["rrsisd"],
-            "Bundled demo model": self.demo_checkpoint,
+            DEMO_LABEL: self.demo_checkpoint,
         }
         for extra in (self.checkpoint, *self.extra_checkpoints):
             if extra not in choices.values():
                 choices[f"Configured: {_public_name(extra)}"] = extra
         return choices
 
+    def configured(self, value: str) -> str | None:
+        """The hub id or folder of a configured checkpoint, given its label (what the picker and
+        the API send) or itself; None for anything else."""
+        choices = self.checkpoints
+        return choices.get(value) or (value if value in choices.values() else None)
+
     def name_of(self, checkpoint: str) -> str:
-        """How messages name `checkpoint`: its picker label, else a name without server path."""
+        """How the page names `checkpoint`: its picker label, else a name without server path."""
         labels = {value: label for label, value in self.checkpoints.items()}
         return labels.get(checkpoint, _public_name(checkpoint))
 
     def is_demo(self, checkpoint: str) -> bool:
-        """Whether `checkpoint` is the bundled demo model (the page then says so plainly)."""
-        return _same_path(checkpoint, self.demo_checkpoint)
+        """Whether `checkpoint` (a label or a folder) is the bundled demo model (the page then
+        says so plainly)."""
+        return checkpoint == DEMO_LABEL or _same_path(checkpoint, self.demo_checkpoint)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "AppConfig":

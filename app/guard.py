@@ -3,14 +3,16 @@
 The page's widgets already restrict most choices, but anyone can call the API directly with any
 value, so every check here runs in the handlers: which checkpoints may be loaded (and how big a
 custom one may be), how long a question and how large an image may be, and how a failed model
-load is reported. Messages never name a server path: checkpoints are named by their picker label.
+load is reported. Messages never name a server path: checkpoints are named by their picker label,
+and `without_paths` strips paths from every message the page shows.
 """
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import torch
 
@@ -53,13 +55,15 @@ def check_image_size(width: int, height: int, georeferenced: bool, name: str,
 
 
 def allowed_checkpoint(value: str | None, config: AppConfig) -> str:
-    """`value` if a visitor may use it: one of the configured checkpoints, or, where the operator
-    allows custom ones, an existing folder or a valid hub id not larger than the limit."""
+    """The hub id or folder to load for `value`, if a visitor may use it: one of the configured
+    checkpoints (by label), or, where the operator allows custom ones, an existing folder or a
+    valid hub id not larger than the limit."""
     value = (value or "").strip()
     if not value:
         raise InputError("Pick a checkpoint from the list under Model.")
-    if value in config.checkpoints.values():
-        return value
+    configured = config.configured(value)
+    if configured is not None:
+        return configured
     if not config.allow_custom_checkpoints:
         offered = ", ".join(config.checkpoints)
         raise InputError(f"That checkpoint is not offered on this server. Pick one of: "
@@ -105,12 +109,22 @@ def _hub_size(repo_id: str) -> int | None:
     return sum(sibling.size or 0 for sibling in info.siblings or [])
 
 
+#: An absolute file-system path in a message (not the path part of a URL: that follows a word
+#: character, a colon or a slash).
+_PATH = re.compile(r"(?<![\w:/.{}])/[^\s'\"(),:;]+")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute path replaced by its last component: the visitor learns which
+    file, never where the server keeps it."""
+    return _PATH.sub(lambda match: PurePosixPath(match.group()).name or "/", text)
+
+
 @contextmanager
 def loading(checkpoint: str, precision: str, config: AppConfig) -> Iterator[None]:
-    """Turn a failed model load into a message for this visitor: out of memory, or a checkpoint
-    that does not load (damaged files, wrong layout). The details go to the server log; the
-    page names the checkpoint by its label only, unless the operator runs a trusted server
-    (custom checkpoints allowed), where segearth's own message (with paths) is the useful one."""
+    """Turn a failed model load into a message for this visitor: out of memory, or files that
+    are not a checkpoint at all (segearth's own CheckpointErrors already say what to do). The
+    traceback goes to the server log."""
     name = config.name_of(checkpoint)
     try:
         yield
@@ -118,15 +132,9 @@ def loading(checkpoint: str, precision: str, config: AppConfig) -> Iterator[None
         log.exception("out of memory loading %s (%s)", checkpoint, precision)
         raise CheckpointError(f"The server ran out of memory loading {name} ({precision}). Try "
                               f"again later, or pick the int8 or int4 precision.") from None
-    except InputError:
-        raise  # the visitor's choice (e.g. a precision this device lacks), no path in it
-    except SegEarthError as err:
-        if config.allow_custom_checkpoints:
-            raise
-        log.exception("loading %s (%s) failed", checkpoint, precision)
-        raise CheckpointError(f"{name} could not be loaded ({type(err).__name__}); the details "
-                              f"are in the server log. Pick another checkpoint.") from None
-    except Exception as err:  # noqa: BLE001 - e.g. safetensors' error for a damaged file
+    except SegEarthError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a library's error for files it cannot read
         log.exception("loading %s (%s) failed", checkpoint, precision)
         raise CheckpointError(f"{name} could not be loaded: its files are damaged or "
                               f"incomplete ({type(err).__name__}). Pick another checkpoint; "

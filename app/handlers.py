@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -20,7 +21,7 @@ from . import messages
 from .config import AppConfig
 from .downloads import write_downloads
 from .examples import load_examples
-from .guard import allowed_checkpoint, loading, question_text
+from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
 from .models import ModelCache
 from .render import image_rgba, map_layer, mask_rgba
@@ -49,11 +50,11 @@ def shows_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except SegEarthError as err:
-            raise gr.Error(str(err), title=type(err).__name__) from None
+            raise gr.Error(without_paths(str(err)), title=type(err).__name__) from None
         except Exception as err:  # noqa: BLE001 - the page must say something, the app must live
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(err).__name__}: {err}). The app is still "
-                           f"running; the details are in the server log.",
+            raise gr.Error(f"Unexpected error ({type(err).__name__}: {without_paths(str(err))}). "
+                           f"The app is still running; the details are in the server log.",
                            title="Unexpected error") from None
 
     return wrapper
@@ -178,7 +179,10 @@ class Handlers:
                 model = self.models.get(ckpt, prec)
             progress((i + 0.5) / len(models), desc=f"Reading the image and answering{step}")
             prediction, encode, seconds = model.answer(geo.image, question, threshold)
-            run.answers.append(Answer(ckpt, prec, prediction, {
+            public = self.config.name_of(ckpt)  # what the page and the downloads may show
+            prediction = replace(prediction, provenance={**prediction.provenance,
+                                                         "checkpoint": public})
+            run.answers.append(Answer(public, prec, prediction, {
                 "load": None if loaded else model.load_seconds, "encode": encode,
                 "answer": seconds}))
             stages.update({f"{k}{i + 1 if i else ''}": v

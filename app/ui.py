@@ -39,7 +39,9 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
     h = handlers or Handlers(config)
     static_files.register(EXAMPLES_DIR)
     precisions = [(PRECISION_LABELS.get(p, p), p) for p in PRECISIONS]
-    checkpoints = [(label, value) for label, value in config.checkpoints.items()]
+    # Labels are the values too: the page (and its config) never carries a server path.
+    checkpoints = list(config.checkpoints)
+    chosen = config.name_of(config.checkpoint)
     custom = config.allow_custom_checkpoints
     checkpoint_label = "Checkpoint (or a local folder / hub id)" if custom else "Checkpoint"
     lat, lon, zoom = config.map_view
@@ -95,14 +97,14 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                 downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,
                                     elem_id="downloads")
                 with gr.Accordion("Model", open=False):
-                    checkpoint = gr.Dropdown(checkpoints, value=config.checkpoint,
+                    checkpoint = gr.Dropdown(checkpoints, value=chosen,
                                              allow_custom_value=custom, label=checkpoint_label,
                                              elem_id="checkpoint")
                     precision = gr.Dropdown(precisions, value=config.precision, label="Precision",
                                             elem_id="precision")
                     compare = gr.Checkbox(label="Compare with a second checkpoint or precision",
                                           elem_id="compare")
-                    checkpoint_b = gr.Dropdown(checkpoints, value=config.checkpoint,
+                    checkpoint_b = gr.Dropdown(checkpoints, value=chosen,
                                                allow_custom_value=custom, label="Second checkpoint",
                                                visible=False, elem_id="checkpoint-b")
                     precision_b = gr.Dropdown(precisions, value=config.precision,

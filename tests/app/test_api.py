@@ -39,8 +39,11 @@ def client(app_url: str) -> Client:
 
 
 @pytest.fixture(scope="session")
-def checkpoint(app_environ: dict[str, str]) -> str:
-    return app_environ["SEGEARTH_DEMO_CHECKPOINT"]
+def checkpoint() -> str:
+    """The demo checkpoint as the picker (and the API) names it: no server path."""
+    from app.config import DEMO_LABEL
+
+    return DEMO_LABEL
 
 
 def run(client: Client, checkpoint: str, *, source: str = "map", area: str = AREA,
