@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from .ui import LAUNCH_OPTIONS, build_app
+from .config import AppConfig
+from .ui import build_app, launch_options
 
 __all__ = ["build_app", "main"]
 
@@ -13,4 +14,5 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup requests
-    build_app().launch(**LAUNCH_OPTIONS)
+    config = AppConfig.from_env()
+    build_app(config).launch(**launch_options(config))

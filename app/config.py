@@ -22,12 +22,41 @@ ASSETS_DIR = REPO_ROOT / "assets"
 EXAMPLES_DIR = ASSETS_DIR / "examples"
 DEMO_CHECKPOINT = ASSETS_DIR / "demo-checkpoint"
 
+#: The picker's name for the bundled demo model.
+DEMO_LABEL = "Bundled demo model"
 #: How the page names segearth's precisions (the choices themselves are segearth's).
 PRECISION_LABELS = {"auto": "auto (bf16/fp16 on a GPU, fp32 on CPU)", "fp16": "fp16 (GPU)",
                     "int8": "8-bit (int8)", "int4": "4-bit (int4)"}
 
+#: Environment variable -> (Limits field, default). The README's limits table lists the same.
+_LIMIT_VARIABLES = {
+    "SEGEARTH_MAX_UPLOAD_MB": ("max_upload_mb", 200),
+    "SEGEARTH_MAX_IMAGE_MEGAPIXELS": ("max_image_megapixels", 50),
+    "SEGEARTH_MAX_GEOTIFF_SIDE": ("max_geotiff_side", 20_000),
+    "SEGEARTH_MAX_QUESTION_CHARS": ("max_question_chars", 500),
+    "SEGEARTH_MAX_CHECKPOINT_GB": ("max_checkpoint_gb", 8),
+    "SEGEARTH_QUEUE_SIZE": ("queue_size", 100),
+}
+
 _OSM = TileSource(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                   attribution="&copy; OpenStreetMap contributors", max_zoom=19, name="street")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one visitor may send: a public server must bound every request's cost."""
+
+    max_upload_mb: int = 200  # Gradio refuses bigger uploads before they reach the app
+    max_image_megapixels: int = 50  # plain images (PNG/JPEG/TIFF without a CRS)
+    max_geotiff_side: int = 20_000  # width and height of a georeferenced raster, in pixels
+    max_question_chars: int = 500
+    max_checkpoint_gb: int = 8  # custom checkpoints only (SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS=1)
+    queue_size: int = 100  # waiting runs; more visitors are told the queue is full
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "Limits":
+        return cls(**{field: _positive_int(name, environ.get(name, str(default)))
+                      for name, (field, default) in _LIMIT_VARIABLES.items()})
 
 
 @dataclass(frozen=True)
@@ -41,23 +70,40 @@ class AppConfig:
     street: TileSource
     map_view: tuple[float, float, int]
     max_tiles: int
+    extra_checkpoints: tuple[str, ...] = ()  # SEGEARTH_CHECKPOINTS
+    allow_custom_checkpoints: bool = False  # SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS=1: trusted use
+    limits: Limits = Limits()
 
     @property
     def checkpoints(self) -> dict[str, str]:
-        """Checkpoint choices for the picker, label -> hub id or folder. Users may also type a
-        local folder."""
+        """Checkpoint choices for the picker, label -> hub id or folder: the only ones a visitor
+        may use unless `allow_custom_checkpoints`. Labels name no server path (a folder shows
+        as its last component)."""
         choices = {
             "EarthReason (released)": RELEASED_CHECKPOINTS["earthreason"],
             "RRSIS-D (released)": RELEASED_CHECKPOINTS["rrsisd"],
-            "Bundled demo model": self.demo_checkpoint,
+            DEMO_LABEL: self.demo_checkpoint,
         }
-        if self.checkpoint not in choices.values():
-            choices[f"Configured: {self.checkpoint}"] = self.checkpoint
+        for extra in (self.checkpoint, *self.extra_checkpoints):
+            if extra not in choices.values():
+                choices[f"Configured: {_public_name(extra)}"] = extra
         return choices
 
+    def configured(self, value: str) -> str | None:
+        """The hub id or folder of a configured checkpoint, given its label (what the picker and
+        the API send) or itself; None for anything else."""
+        choices = self.checkpoints
+        return choices.get(value) or (value if value in choices.values() else None)
+
+    def name_of(self, checkpoint: str) -> str:
+        """How the page names `checkpoint`: its picker label, else a name without server path."""
+        labels = {value: label for label, value in self.checkpoints.items()}
+        return labels.get(checkpoint, _public_name(checkpoint))
+
     def is_demo(self, checkpoint: str) -> bool:
-        """Whether `checkpoint` is the bundled demo model (the page then says so plainly)."""
-        return _same_path(checkpoint, self.demo_checkpoint)
+        """Whether `checkpoint` (a label or a folder) is the bundled demo model (the page then
+        says so plainly)."""
+        return checkpoint == DEMO_LABEL or _same_path(checkpoint, self.demo_checkpoint)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "AppConfig":
@@ -80,7 +126,26 @@ class AppConfig:
             street=street,
             map_view=_map_view(environ.get("SEGEARTH_MAP_VIEW", "30.5928,114.3055,15")),
             max_tiles=_positive_int("SEGEARTH_MAX_TILES", environ.get("SEGEARTH_MAX_TILES", "16")),
+            extra_checkpoints=tuple(c.strip() for c in environ.get(
+                "SEGEARTH_CHECKPOINTS", "").split(",") if c.strip()),
+            allow_custom_checkpoints=_flag("SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS", environ),
+            limits=Limits.from_env(environ),
         )
+
+
+def _public_name(checkpoint: str) -> str:
+    """A hub id as it is; a folder by its last component (server paths stay private)."""
+    path = Path(checkpoint)
+    return path.name if path.is_absolute() or path.exists() else checkpoint
+
+
+def _flag(name: str, environ: Mapping[str, str]) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise InputError(f"{name}={value!r}: give 1 (on) or 0 (off).")
 
 
 def _same_path(a: str, b: str) -> bool:

@@ -6,16 +6,36 @@ the mask GeoTIFF (source CRS) and the GeoJSON regions (EPSG:4326, with areas and
 """
 from __future__ import annotations
 
+import errno
+import logging
+import shutil
 import tempfile
 from pathlib import Path
 
+from segearth.errors import SegEarthError
 from segearth.geo import write_result
 
 from .runs import RunView
 
 
+log = logging.getLogger("segearth.app")
+
+
+class OutputError(SegEarthError):
+    """The server could not write a run's files (its disk is full or failing)."""
+
+
 def write_downloads(view: RunView) -> list[Path]:
-    """Write the downloads into a new temporary folder (Gradio copies them into its cache)."""
+    """Write the downloads into a new temporary folder (Gradio copies them into its cache).
+    All or nothing: if any file fails (a full disk), the folder and what it holds are removed
+    and the visitor is told; no partial set is ever offered."""
     folder = Path(tempfile.mkdtemp(prefix="segearth-run-"))
-    return list(write_result(view.result, folder, view.run.name,
-                             extra=view.record_extra()).values())
+    try:
+        return list(write_result(view.result, folder, view.run.name,
+                                 extra=view.record_extra()).values())
+    except OSError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.exception("writing the downloads failed")
+        reason = "its disk is full" if err.errno == errno.ENOSPC else "a write failed"
+        raise OutputError(f"The server could not write this run's files ({reason}), so there is "
+                          f"nothing to download. Try again in a while.") from None

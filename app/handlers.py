@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -21,9 +22,11 @@ from . import messages
 from .config import AppConfig
 from .downloads import write_downloads
 from .examples import load_examples
+from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
 from .models import ModelCache
 from .render import feature_bounds, image_rgba, map_layer, mask_rgba, region_view
+from .runlog import run_log
 from .runs import Answer, Run
 from .sources import SourceCache
 
@@ -48,11 +51,11 @@ def shows_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except SegEarthError as err:
-            raise gr.Error(str(err), title=type(err).__name__) from None
+            raise gr.Error(without_paths(str(err)), title=type(err).__name__) from None
         except Exception as err:  # noqa: BLE001 - the page must say something, the app must live
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(err).__name__}: {err}). The app is still "
-                           f"running; the details are in the server log.",
+            raise gr.Error(f"Unexpected error ({type(err).__name__}: {without_paths(str(err))}). "
+                           f"The app is still running; the details are in the server log.",
                            title="Unexpected error") from None
 
     return wrapper
@@ -99,7 +102,7 @@ class Handlers:
                  sources: SourceCache | None = None):
         self.config = config
         self.models = models or ModelCache()
-        self.sources = sources or SourceCache()
+        self.sources = sources or SourceCache(limits=config.limits)
         self.examples = load_examples()
 
     # --- small events ----------------------------------------------------------------------
@@ -137,13 +140,20 @@ class Handlers:
             precision: str, compare: bool, checkpoint_b: str, precision_b: str, threshold: float,
             opacity: float, progress: gr.Progress = gr.Progress()) -> Shown:
         """Answer `question` about the chosen image with one (or, to compare, two) models."""
-        question = (question or "").strip()
-        if not question:
-            raise InputError("Type a question first, e.g. \"If an earthquake struck, where could "
-                             "residents gather safely?\"")
-        models = [(_checkpoint(checkpoint), precision)]
+        with run_log(checkpoint=checkpoint, precision=precision, source=source,
+                     compare=compare) as entry:
+            run = self._run(source, area, upload, question, checkpoint, precision, compare,
+                            checkpoint_b, precision_b, threshold, progress, entry["stages_s"])
+            return self.show(run, threshold, opacity)
+
+    def _run(self, source: str, area: str, upload: str | None, question: str, checkpoint: str,
+             precision: str, compare: bool, checkpoint_b: str, precision_b: str,
+             threshold: float, progress: gr.Progress, stages: dict[str, float | None]) -> Run:
+        """The model part of `run`; `stages` collects each stage's seconds for the run log."""
+        question = question_text(question, self.config.limits)
+        models = [(allowed_checkpoint(checkpoint, self.config), precision)]
         if compare:
-            models.append((_checkpoint(checkpoint_b), precision_b))
+            models.append((allowed_checkpoint(checkpoint_b, self.config), precision_b))
             if models[0] == models[1]:
                 raise InputError("Compare mode needs two different checkpoints or precisions.")
 
@@ -165,6 +175,7 @@ class Handlers:
         name = Path(upload).stem if source == SOURCE_UPLOAD else "area"
         run = Run(question, geo, name,
                   timings={"imagery": None if cached else time.perf_counter() - start})
+        stages.update(run.timings)
         if source == SOURCE_UPLOAD and geo.is_georeferenced:
             run.backdrop = map_layer(image_rgba(geo), geo)
 
@@ -172,17 +183,21 @@ class Handlers:
             step = f" ({i + 1}/{len(models)})" if len(models) > 1 else ""
             loaded = self.models.is_loaded(ckpt, prec)
             if not loaded:
-                progress((i + 0.2) / len(models), desc=f"Loading {ckpt} ({prec}){step}")
-            model = self.models.get(ckpt, prec)
-            progress((i + 0.5) / len(models), desc=f"Reading the image{step}")
-            encode = model.use_image(geo.image)
-            progress((i + 0.7) / len(models), desc=f"Answering{step}")
-            start = time.perf_counter()
-            prediction = model.predictor.predict(question, threshold=threshold, answer=True)
-            run.answers.append(Answer(ckpt, prec, prediction, {
+                progress((i + 0.2) / len(models),
+                         desc=f"Loading {self.config.name_of(ckpt)} ({prec}){step}")
+            with loading(ckpt, prec, self.config):
+                model = self.models.get(ckpt, prec)
+            progress((i + 0.5) / len(models), desc=f"Reading the image and answering{step}")
+            prediction, encode, seconds = model.answer(geo.image, question, threshold)
+            public = self.config.name_of(ckpt)  # what the page and the downloads may show
+            prediction = replace(prediction, provenance={**prediction.provenance,
+                                                         "checkpoint": public})
+            run.answers.append(Answer(public, prec, prediction, {
                 "load": None if loaded else model.load_seconds, "encode": encode,
-                "answer": time.perf_counter() - start}))
-        return self.show(run, threshold, opacity)
+                "answer": seconds}))
+            stages.update({f"{k}{i + 1 if i else ''}": v
+                           for k, v in run.answers[-1].timings.items()})
+        return run
 
     @shows_errors
     def show(self, run: Run | None, threshold: float, opacity: float) -> Shown:
@@ -223,13 +238,6 @@ class Handlers:
             return Focus(gr.update(layers=_map_layers(result, run.backdrop, focus=rank),
                                    opacity=opacity), gr.skip(), gr.Tabs(selected=TAB_MAP))
         return Focus(gr.skip(), region_view(result, rank, opacity), gr.Tabs(selected=TAB_IMAGE))
-
-
-def _checkpoint(value: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise InputError("Pick a checkpoint, or type a hub id or a local checkpoint folder.")
-    return value
 
 
 def _map_layers(result: Result, backdrop: dict | None, focus: int | None = None) -> dict:

@@ -1,19 +1,20 @@
 """The models in memory: at most two (compare mode needs two), loaded on demand.
 
-A Predictor caches the features of the last image it was given. `LoadedModel.use_image` keeps
-the key of that image, so a follow-up question about the same area skips the image encoder.
+A Predictor caches the features of the last image it was given. `LoadedModel.answer` keeps the
+key of that image, so a follow-up question about the same area skips the image encoder, and holds
+the model's lock from set_image to predict, so two visitors' runs never mix their images.
 """
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from cachetools import LRUCache
 
-from segearth.predictor import Predictor
+from segearth.predictor import Prediction, Predictor
 
 
 def image_key(image: np.ndarray) -> str:
@@ -32,13 +33,24 @@ class LoadedModel:
     predictor: Predictor
     load_seconds: float
     image: str | None = None  # image_key of the image whose features the predictor holds
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def use_image(self, image: np.ndarray) -> float | None:
-        """Give the predictor `image`; seconds spent encoding it, None when the cached features
-        were reused."""
+    def answer(self, image: np.ndarray, question: str,
+               threshold: float) -> tuple[Prediction, float | None, float]:
+        """The prediction for `question` about `image`, the seconds spent encoding the image
+        (None when the cached features were reused) and those spent answering. Atomic per
+        model: the features predict reads are those of `image`, whoever else runs."""
+        with self.lock:
+            encode = self._use_image(image)
+            start = time.perf_counter()
+            prediction = self.predictor.predict(question, threshold=threshold, answer=True)
+            return prediction, encode, time.perf_counter() - start
+
+    def _use_image(self, image: np.ndarray) -> float | None:
         key = image_key(image)
         if key == self.image:
             return None
+        self.image = None  # a failing set_image leaves no stale key behind
         start = time.perf_counter()
         self.predictor.set_image(image)
         self.image = key
@@ -47,25 +59,28 @@ class LoadedModel:
 
 class ModelCache:
     """Least-recently-used predictors keyed by (checkpoint, precision). `size` bounds memory:
-    a third model evicts the oldest."""
+    a third model evicts the least recently used one before it loads (two models' memory at
+    most). A load that fails adds nothing and leaves the other loaded models serving."""
 
     def __init__(self, size: int = 2):
-        self.size = size
-        self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._models: LRUCache[tuple[str, str], LoadedModel] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
 
     def get(self, checkpoint: str, precision: str) -> LoadedModel:
-        """The loaded model, loading it (and evicting the oldest) if needed."""
+        """The loaded model, loading it (and evicting the least recently used) if needed."""
         key = (checkpoint, precision)
         with self._lock:
             if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key]
-            if len(self._models) >= self.size:
-                self._models.popitem(last=False)
+                return self._models[key]  # marks it most recently used
+            if self._models.currsize >= self._models.maxsize:
+                self._models.popitem()
                 _release_memory()
             start = time.perf_counter()
-            predictor = Predictor.from_pretrained(checkpoint, precision=precision)
+            try:
+                predictor = Predictor.from_pretrained(checkpoint, precision=precision)
+            except BaseException:
+                _release_memory()  # what a failed (e.g. out-of-memory) load left behind
+                raise
             model = LoadedModel(checkpoint, precision, predictor, time.perf_counter() - start)
             self._models[key] = model
             return model

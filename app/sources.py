@@ -2,38 +2,42 @@
 
 Both become a `GeoImage` (crs None for a plain photo). The last few are kept, keyed by what the
 user gave, so a follow-up question about the same area neither refetches tiles nor re-reads the
-file (and, with the same pixels, `LoadedModel.use_image` skips the encoder too).
+file (and, with the same pixels, `LoadedModel.answer` skips the encoder too).
 """
 from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
+from cachetools import LRUCache
+
 from segearth.errors import InputError
-from segearth.geo import GeoImage, TileSource, fetch_area, read_raster
+from segearth.geo import GeoImage, TileSource, fetch_area
 from segearth.geo.pipeline import SINGLE_PASS_MAX_SIZE
+from segearth.geo.raster import RasterFile
+
+from .config import Limits
+from .guard import check_image_size
 
 
 class SourceCache:
-    """The last `size` GeoImages, keyed by (kind, what the user gave)."""
+    """The last `size` GeoImages, keyed by (kind, what the user gave). Uploads larger than
+    `limits` allow are refused from their header, before their pixels are read."""
 
-    def __init__(self, size: int = 4):
-        self.size = size
-        self._items: OrderedDict[tuple, GeoImage] = OrderedDict()
+    def __init__(self, size: int = 4, limits: Limits = Limits()):
+        self.limits = limits
+        self._items: LRUCache[tuple, GeoImage] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
 
-    def _get(self, key: tuple, load) -> tuple[GeoImage, bool]:
+    def _get(self, key: tuple, load: Callable[[], GeoImage]) -> tuple[GeoImage, bool]:
         with self._lock:
             if key in self._items:
-                self._items.move_to_end(key)
                 return self._items[key], True
-        geo = load()
+        geo = load()  # outside the lock: a slow tile server does not hold up cached answers
         with self._lock:
             self._items[key] = geo
-            if len(self._items) > self.size:
-                self._items.popitem(last=False)
         return geo, False
 
     def area(self, geometry: dict, tiles: TileSource, max_tiles: int) -> tuple[GeoImage, bool]:
@@ -49,4 +53,10 @@ class SourceCache:
         except OSError:
             raise InputError(f"The uploaded file {path.name} is gone; upload it again.") from None
         key = ("upload", str(path), stat.st_size, stat.st_mtime_ns)
-        return self._get(key, lambda: read_raster(path, max_size=SINGLE_PASS_MAX_SIZE))
+        return self._get(key, lambda: self._read(path))
+
+    def _read(self, path: Path) -> GeoImage:
+        with RasterFile(path) as raster:
+            check_image_size(raster.width, raster.height, raster.crs is not None, path.name,
+                             self.limits)
+            return raster.read(SINGLE_PASS_MAX_SIZE)

@@ -27,13 +27,24 @@ CSS = "#summary p { margin: 0.3em 0; }"
 LAUNCH_OPTIONS: dict[str, Any] = {"theme": gr.themes.Default(), "css": CSS}
 
 
+def launch_options(config: AppConfig) -> dict[str, Any]:
+    """`LAUNCH_OPTIONS` plus the upload cap, which Gradio enforces before a file reaches us."""
+    return {**LAUNCH_OPTIONS, "max_file_size": f"{config.limits.max_upload_mb}mb"}
+
+
 def build_app(config: AppConfig | None = None, handlers: Handlers | None = None) -> gr.Blocks:
-    """The Gradio app, queued: one model run at a time, slider re-renders alongside."""
+    """The Gradio app, queued: one model run at a time, slider re-renders alongside; waiting
+    visitors see their place in the queue and an estimate (Gradio's status tracker), and past
+    `limits.queue_size` waiting runs a visitor is told the queue is full."""
     config = config or AppConfig.from_env()
     h = handlers or Handlers(config)
     static_files.register(EXAMPLES_DIR)
     precisions = [(PRECISION_LABELS.get(p, p), p) for p in PRECISIONS]
-    checkpoints = [(label, value) for label, value in config.checkpoints.items()]
+    # Labels are the values too: the page (and its config) never carries a server path.
+    checkpoints = list(config.checkpoints)
+    chosen = config.name_of(config.checkpoint)
+    custom = config.allow_custom_checkpoints
+    checkpoint_label = "Checkpoint (or a local folder / hub id)" if custom else "Checkpoint"
     lat, lon, zoom = config.map_view
 
     with gr.Blocks(title="SegEarth-R1", delete_cache=(3600, 3600)) as demo:
@@ -74,6 +85,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                    ("Uploaded file", SOURCE_UPLOAD)], value=SOURCE_MAP,
                                   label="Image source", elem_id="source")
                 question = gr.Textbox(label="Question", lines=2, elem_id="question",
+                                      max_length=config.limits.max_question_chars,
                                       placeholder="If an earthquake struck, where could residents "
                                                   "gather safely?")
                 run_button = gr.Button("Run", variant="primary", elem_id="run")
@@ -89,15 +101,15 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                 downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,
                                     elem_id="downloads")
                 with gr.Accordion("Model", open=False):
-                    checkpoint = gr.Dropdown(checkpoints, value=config.checkpoint,
-                                             allow_custom_value=True, label="Checkpoint (or a "
-                                             "local folder / hub id)", elem_id="checkpoint")
+                    checkpoint = gr.Dropdown(checkpoints, value=chosen,
+                                             allow_custom_value=custom, label=checkpoint_label,
+                                             elem_id="checkpoint")
                     precision = gr.Dropdown(precisions, value=config.precision, label="Precision",
                                             elem_id="precision")
                     compare = gr.Checkbox(label="Compare with a second checkpoint or precision",
                                           elem_id="compare")
-                    checkpoint_b = gr.Dropdown(checkpoints, value=config.checkpoint,
-                                               allow_custom_value=True, label="Second checkpoint",
+                    checkpoint_b = gr.Dropdown(checkpoints, value=chosen,
+                                               allow_custom_value=custom, label="Second checkpoint",
                                                visible=False, elem_id="checkpoint-b")
                     precision_b = gr.Dropdown(precisions, value=config.precision,
                                               label="Second precision", visible=False,
@@ -121,4 +133,4 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         checkpoint.change(h.banner, checkpoint, banner, api_name=False)
         compare.change(lambda on: (gr.update(visible=on),) * 2, compare,
                        [checkpoint_b, precision_b], api_name=False)
-    return demo.queue(default_concurrency_limit=1)
+    return demo.queue(default_concurrency_limit=1, max_size=config.limits.queue_size)

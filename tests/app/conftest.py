@@ -61,12 +61,13 @@ def app_environ(tiles: TileServer, tiny_checkpoint: Path, tmp_path_factory) -> d
 def app_url(app_environ: dict[str, str]) -> Iterator[str]:
     """The real app, in this process, on a free loopback port (for the gradio_client tests)."""
     from app.config import AppConfig
-    from app.ui import LAUNCH_OPTIONS, build_app
+    from app.ui import build_app, launch_options
 
-    demo = build_app(AppConfig.from_env(app_environ))
+    config = AppConfig.from_env(app_environ)
+    demo = build_app(config)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **LAUNCH_OPTIONS)
+                **launch_options(config))
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 

@@ -40,8 +40,11 @@ def client(app_url: str) -> Client:
 
 
 @pytest.fixture(scope="session")
-def checkpoint(app_environ: dict[str, str]) -> str:
-    return app_environ["SEGEARTH_DEMO_CHECKPOINT"]
+def checkpoint() -> str:
+    """The demo checkpoint as the picker (and the API) names it: no server path."""
+    from app.config import DEMO_LABEL
+
+    return DEMO_LABEL
 
 
 def run(client: Client, checkpoint: str, *, source: str = "map", area: str = AREA,
@@ -206,13 +209,14 @@ def test_missing_checkpoint_then_the_app_still_serves(client, checkpoint, tmp_pa
 def app_without_tiles(app_environ: dict[str, str]):
     """The app configured with a tile server that is down (a loopback port nobody listens on)."""
     from app.config import AppConfig
-    from app.ui import LAUNCH_OPTIONS, build_app
+    from app.ui import build_app, launch_options
 
     down = f"http://127.0.0.1:{free_port()}/ok/{{z}}/{{x}}/{{y}}.png"
-    demo = build_app(AppConfig.from_env({**app_environ, "SEGEARTH_TILE_URL": down}))
+    config = AppConfig.from_env({**app_environ, "SEGEARTH_TILE_URL": down})
+    demo = build_app(config)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **LAUNCH_OPTIONS)
+                **launch_options(config))
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 

@@ -49,8 +49,9 @@ def _png(array: np.ndarray) -> bytes:
 
 
 class _TileHandler(BaseHTTPRequestHandler):
-    """/MODE/z/x/y.png with MODE: ok, missing (404), junk (HTML with 200), slow, flaky (503 on
-    each tile's first request, then the tile)."""
+    """/MODE/z/x/y.png with MODE: ok, missing (404), error (500), junk (HTML with 200), slow,
+    flaky (503 on each tile's first request, then the tile), drop (the connection closes halfway
+    through the tile)."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         server: TileServer = self.server  # type: ignore[assignment]
@@ -59,22 +60,28 @@ class _TileHandler(BaseHTTPRequestHandler):
             server.hits[mode] += 1
             first = self.path not in server.seen
             server.seen.add(self.path)
-        if mode == "missing" or (mode == "flaky" and first):
-            self._send(404 if mode == "missing" else 503, "text/plain", b"no tile")
+        if mode == "missing" or mode == "error" or (mode == "flaky" and first):
+            status = {"missing": 404, "error": 500}.get(mode, 503)
+            self._send(status, "text/plain", b"no tile")
         elif mode == "junk":
             self._send(200, "text/html", b"<html><body>Service temporarily moved</body></html>")
         else:
             if mode == "slow":
                 time.sleep(SLOW_SECONDS)
-            self._send(200, "image/png", _png(render_tile(int(z), int(x), int(y))))
+            body = _png(render_tile(int(z), int(x), int(y)))
+            self._send(200, "image/png", body, cut=len(body) // 2 if mode == "drop" else None)
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(self, status: int, content_type: str, body: bytes, cut: int | None = None) -> None:
+        """Send `body`, or, with `cut`, only its first `cut` bytes before closing (the length
+        header still promises all of it)."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         try:
-            self.wfile.write(body)
+            self.wfile.write(body[:cut])
+            if cut is not None:
+                self.close_connection = True
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client timed out and left (the slow mode)
 
