@@ -2,15 +2,18 @@
 
 ``generate_dataset(out_dir)`` writes ``{out}/{train,val}/{images,labels,QAs}`` (readable with
 ``read_earthreason``) with procedurally drawn aerial scenes (``scene_drawing``). Each item asks
-one implicit question about one target category ("Where could a plane land safely?" -> the
-runway) and holds that category's mask; some items ask about a category absent from the scene
-(answer list empty, label all zero), as EarthReason does.
+implicit questions about one target category ("Where could a plane land safely in this
+area?" -> the runway) and holds that category's mask; some items ask about a category absent
+from the scene (answer list empty, label all zero), as EarthReason does.
 
 Why it exists: to train and test the whole pipeline in minutes on a CPU without the real data.
-Targets therefore have distinctive colours, textures and shapes, and the validation split
-measures generalisation the way the paper does: it asks with phrasings never seen in training
-(``HELD_OUT_QUESTIONS``) and about categories never seen in training (``HELD_OUT_CATEGORIES``,
-the paper's four).
+Targets therefore have distinctive colours, textures and shapes. The questions come from a
+small grammar per category (``synthetic_questions.json``: who does what there, descriptions,
+hypothetical situations, places, distractor clauses, word order, typos and casing), so a model
+trained on them meets many wordings. The validation split measures generalisation the way the
+paper does: it asks with templates and fixed phrasings never seen in training (the same
+vocabulary, other sentences) and about categories never seen in training
+(``HELD_OUT_CATEGORIES``, the paper's four).
 
 Everything is a pure function of the seed: item ``i`` of a split draws from its own generator
 seeded with ``(seed, split, i)``.
@@ -29,239 +32,33 @@ from PIL import Image
 from ..errors import InputError
 from .scene_drawing import DRAWERS, draw_background
 
+#: The generator's language (categories held out, semantic groups, the question grammar and
+#: the answers), kept as data beside this module; see its ``_comment``.
+LANGUAGE_FILE = Path(__file__).with_name("synthetic_questions.json")
+_LANGUAGE = json.loads(LANGUAGE_FILE.read_text())
+_GRAMMAR: dict[str, dict] = _LANGUAGE["categories"]
+
 #: Categories never drawn, asked about or mentioned in the training split (the paper's four).
-HELD_OUT_CATEGORIES = ("basketball court", "island", "lake", "stadium")
-
-#: Phrasings a category is asked with. For seen categories these are the training phrasings;
-#: held-out categories appear only in validation, with these and their HELD_OUT_QUESTIONS.
-QUESTIONS: dict[str, tuple[str, ...]] = {
-    "runway": (
-        "Where could a plane land safely in this area?",
-        "Which paved strip would a pilot use to take off?",
-        "Where do aircraft speed up before they leave the ground?",
-    ),
-    "road": (
-        "Which route could a delivery truck follow through this scene?",
-        "Where can cars drive from one side of the image to the other?",
-        "What path would a cyclist take to travel through this area?",
-    ),
-    "parking lot": (
-        "Where could visitors leave their cars?",
-        "Which paved area is marked out for parking vehicles?",
-        "Where would shoppers look for a free space for their car?",
-    ),
-    "river": (
-        "Where could people go kayaking in this scene?",
-        "Which feature carries water downstream through the landscape?",
-        "Where might fishermen cast their lines from a boat?",
-    ),
-    "pond": (
-        "Which small body of water could supply a farm's cattle?",
-        "Where could ducks rest in this area?",
-        "Which still water could irrigate nearby crops during a drought?",
-    ),
-    "bridge": (
-        "Where can cars cross the water?",
-        "Which structure lets pedestrians reach the other bank?",
-        "Where does the road pass over the river?",
-    ),
-    "building": (
-        "Where do the people of this area live?",
-        "Which structures give families shelter from the rain?",
-        "Where could a family sleep at night?",
-    ),
-    "storage tank": (
-        "Where could oil be stored in this area?",
-        "Which round structures hold liquids or fuel?",
-        "Where might a refinery keep its products?",
-    ),
-    "greenhouse": (
-        "Where could vegetables grow during winter?",
-        "Which structures keep plants warm under plastic sheeting?",
-        "Where might a grower raise seedlings protected from frost?",
-    ),
-    "forest": (
-        "Where could deer hide in this landscape?",
-        "Which area would give hikers shade from the sun?",
-        "Where could timber be harvested?",
-    ),
-    "farmland": (
-        "Where are crops grown in the open air in this area?",
-        "Which land supplies food for the nearby villages?",
-        "Where would a tractor plough in spring?",
-    ),
-    "ground track field": (
-        "Where could students run laps?",
-        "Where would a school hold its sprint races?",
-        "Which place is designed for athletics training?",
-    ),
-    "football field": (
-        "Where could two teams play a soccer match?",
-        "Which field has goals at both ends for a ball game?",
-        "Where could a youth club train for its next match?",
-    ),
-    "tennis court": (
-        "Where could two friends play a match of tennis?",
-        "Which small courts are marked for racket sports?",
-        "Where could someone practise their serve?",
-    ),
-    "lake": (
-        "Where could a seaplane land in this scene?",
-        "Which large body of water could host a sailing regatta?",
-        "Where could a town draw its drinking water from?",
-    ),
-    "island": (
-        "Which piece of land is surrounded by water on all sides?",
-        "Where could castaways find dry ground in this lake?",
-        "Where could a lighthouse keeper live cut off from the mainland?",
-    ),
-    "stadium": (
-        "Where could thousands of spectators watch a match?",
-        "Which venue has stands around its field for big events?",
-        "Where would a city host a major sports final?",
-    ),
-    "basketball court": (
-        "Where could teenagers shoot hoops?",
-        "Which court is marked for a game of basketball?",
-        "Where could a pick-up game with dribbling and dunks take place?",
-    ),
-}
-
-#: Phrasings used only in validation.
+HELD_OUT_CATEGORIES: tuple[str, ...] = tuple(_LANGUAGE["held_out_categories"])
+#: Fixed phrasings of each category (EarthReason style). For seen categories these are
+#: training phrasings; held-out categories appear only in validation.
+QUESTIONS: dict[str, tuple[str, ...]] = {c: tuple(g["questions"]) for c, g in _GRAMMAR.items()}
+#: Fixed phrasings used only in validation.
 HELD_OUT_QUESTIONS: dict[str, tuple[str, ...]] = {
-    "runway": (
-        "If a small aircraft had an engine failure nearby, where should it touch down?",
-        "Where would an air ambulance jet roll to a stop after landing?",
-    ),
-    "road": (
-        "Where would a bus most likely travel in this area?",
-        "Which surface was built for everyday vehicle traffic here?",
-    ),
-    "parking lot": (
-        "Where would drivers stop their cars before walking to the shops?",
-        "Where are vehicles left standing in marked rows?",
-    ),
-    "river": (
-        "Which part of the scene could be used to move goods by barge?",
-        "Where does the flowing water in this area run?",
-    ),
-    "pond": (
-        "Where could children throw pebbles into calm water?",
-        "Which small reservoir could a farmer draw water from?",
-    ),
-    "bridge": (
-        "Where could a train get over the river without a ferry?",
-        "Which structure would be closed if floods damaged its supports?",
-    ),
-    "building": (
-        "Which roofs would need repair after a hailstorm?",
-        "Where might residents keep their furniture?",
-    ),
-    "storage tank": (
-        "Which structures would be most dangerous if a fire broke out at the depot?",
-        "Where could fuel be kept before it is shipped?",
-    ),
-    "greenhouse": (
-        "Where could tomatoes be cultivated out of season?",
-        "Which covered rows protect crops from the weather?",
-    ),
-    "forest": (
-        "Which area is most at risk of a wildfire spreading through trees?",
-        "Where do birds most likely nest in this scene?",
-    ),
-    "farmland": (
-        "Where could a farmer harvest wheat this summer?",
-        "Which plots would need irrigation in a dry season?",
-    ),
-    "ground track field": (
-        "Where could a coach time a 400 metre run?",
-        "Where could athletes practise relay handovers?",
-    ),
-    "football field": (
-        "Where could players practise penalty kicks?",
-        "Where would a referee blow the whistle for kick-off?",
-    ),
-    "tennis court": (
-        "Where could a doubles match be played?",
-        "Where would a coach give racket lessons?",
-    ),
-    "lake": ("Where could people swim far from any shore?",),
-    "island": ("Which area could only be reached by boat?",),
-    "stadium": ("Where could a concert for a huge crowd be held?",),
-    "basketball court": ("Where could a streetball tournament be held?",),
+    c: tuple(g["held_out_questions"]) for c, g in _GRAMMAR.items()
 }
-
 #: Answers in EarthReason's style ("The runway is suitable for landing.").
-ANSWERS: dict[str, tuple[str, ...]] = {
-    "runway": (
-        "The runway is suitable for landing.",
-        "The long paved runway is where aircraft take off and land.",
-    ),
-    "road": (
-        "The road is built for vehicles to travel on.",
-        "Cars and trucks drive along the road.",
-    ),
-    "parking lot": (
-        "The parking lot is where vehicles are parked.",
-        "Cars are left in the marked spaces of the parking lot.",
-    ),
-    "river": (
-        "The river is flowing water suitable for boats.",
-        "The river carries water through the landscape.",
-    ),
-    "pond": ("The pond holds water for animals and crops.", "The small pond is calm, still water."),
-    "bridge": ("The bridge crosses the river.", "The bridge carries traffic over the water."),
-    "building": ("The buildings provide shelter for people.", "People live in these houses."),
-    "storage tank": (
-        "The storage tanks hold oil and other liquids.",
-        "Fuel is kept in the round storage tanks.",
-    ),
-    "greenhouse": ("The greenhouses keep crops warm.", "Plants grow under the greenhouse covers."),
-    "forest": ("The forest is dense with trees.", "The trees of the forest shelter wildlife."),
-    "farmland": ("The farmland is used to grow crops.", "The cultivated fields produce food."),
-    "ground track field": (
-        "The ground track field is designed for running.",
-        "Athletes run laps on the track.",
-    ),
-    "football field": (
-        "The football field is used for playing soccer.",
-        "Teams play matches on the football field.",
-    ),
-    "tennis court": (
-        "The tennis courts are built for playing matches.",
-        "Players hit the ball across the net on the tennis court.",
-    ),
-    "lake": ("The lake is a large, calm body of water.", "The lake is wide enough for a seaplane."),
-    "island": (
-        "The island is land surrounded by water.",
-        "The island can only be reached across the lake.",
-    ),
-    "stadium": ("The stadium seats many spectators.", "Crowds gather in the stadium's stands."),
-    "basketball court": (
-        "The basketball court is used for playing basketball.",
-        "Players shoot hoops on the basketball court.",
-    ),
-}
-
+ANSWERS: dict[str, tuple[str, ...]] = {c: tuple(g["answers"]) for c, g in _GRAMMAR.items()}
+#: Question templates per split: disjoint, over one shared vocabulary.
+TEMPLATES: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _LANGUAGE["templates"].items()}
 #: Categories whose questions another category could also answer ("where could a seaplane
 #: land?" fits a river too) share a group; no scene holds two categories of one group, so
 #: every question has exactly one right region (or none).
 SEMANTIC_GROUPS: dict[str, tuple[str, ...]] = {
-    "river": ("water",),
-    "pond": ("water",),
-    "lake": ("water",),
-    "island": ("water",),
-    "bridge": ("water", "traffic"),
-    "road": ("traffic",),
-    "building": ("shelter",),
-    "greenhouse": ("shelter", "crops"),
-    "farmland": ("crops",),
-    "ground track field": ("sports",),
-    "football field": ("sports",),
-    "tennis court": ("sports",),
-    "basketball court": ("sports",),
-    "stadium": ("sports",),
+    c: tuple(g) for c, g in _LANGUAGE["semantic_groups"].items()
 }
+#: Share of questions asked with a fixed phrasing rather than from the grammar.
+FIXED_PHRASING_SHARE = 0.15
 
 CATEGORIES = tuple(QUESTIONS)
 SEEN_CATEGORIES = tuple(c for c in CATEGORIES if c not in HELD_OUT_CATEGORIES)
@@ -287,13 +84,71 @@ def categories_for(split: str) -> tuple[str, ...]:
     return SEEN_CATEGORIES if split == "train" else CATEGORIES
 
 
-def question_pool(category: str, split: str) -> tuple[str, ...]:
-    """Training uses QUESTIONS; validation uses only phrasings training never saw."""
+def ask(category: str, split: str, rng: np.random.Generator, noisy: bool = True) -> str:
+    """One question about ``category`` as ``split`` asks it.
+
+    Training draws from the training templates and fixed phrasings; validation from the
+    validation ones only, except for held-out categories, which training never asks about and
+    which validation asks with everything. A share of questions gets typos or odd casing
+    (``noisy``), as people type.
+    """
+    grammar = _GRAMMAR[category]
     if split == "train":
-        return QUESTIONS[category]
-    if category in HELD_OUT_CATEGORIES:
-        return QUESTIONS[category] + HELD_OUT_QUESTIONS[category]
-    return HELD_OUT_QUESTIONS[category]
+        templates, fixed = TEMPLATES["train"], QUESTIONS[category]
+    elif category in HELD_OUT_CATEGORIES:
+        templates = TEMPLATES["train"] + TEMPLATES["val"]
+        fixed = QUESTIONS[category] + HELD_OUT_QUESTIONS[category]
+    else:
+        templates, fixed = TEMPLATES["val"], HELD_OUT_QUESTIONS[category]
+    if rng.random() < FIXED_PHRASING_SHARE:
+        question = str(rng.choice(fixed))
+    else:
+        subject, verb = grammar["acts"][rng.integers(len(grammar["acts"]))]
+        slots = {
+            "subject": subject,
+            "verb": verb,
+            "thing": str(rng.choice(grammar["things"])),
+            "situation": str(rng.choice(grammar["situations"])),
+            "tail": str(rng.choice(_LANGUAGE["tails"])),
+            "front": str(rng.choice(_LANGUAGE["fronts"])),
+            "lead": str(rng.choice(_LANGUAGE["leads"])),
+        }
+        question = str(rng.choice(templates)).format(**slots)
+        question = question[0].upper() + question[1:]
+    return _add_noise(question, rng) if noisy else question
+
+
+def _add_noise(question: str, rng: np.random.Generator) -> str:
+    """Typos (a swapped, dropped, doubled or replaced letter in a word of 4+ letters), casing
+    and missing punctuation at the rates the language file gives."""
+    rates = _LANGUAGE["typos"]
+    if rng.random() < rates["typo"]:
+        words = question.split(" ")
+        long_words = [i for i, w in enumerate(words) if sum(ch.isalpha() for ch in w) >= 4]
+        for index in rng.permutation(long_words)[: int(rng.integers(1, 3))]:
+            words[index] = _typo(words[index], rng)
+        question = " ".join(words)
+    draw = rng.random()
+    if draw < rates["lower"]:
+        question = question.lower()
+    elif draw < rates["lower"] + rates["upper"]:
+        question = question.upper()
+    if rng.random() < rates["no_punctuation"]:
+        question = question.rstrip("?.")
+    return question
+
+
+def _typo(word: str, rng: np.random.Generator) -> str:
+    letters = [i for i, ch in enumerate(word) if ch.isalpha()]
+    i = int(rng.choice(letters[:-1]))
+    kind = int(rng.integers(4))
+    if kind == 0:  # swap with the next character
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    if kind == 1:  # drop
+        return word[:i] + word[i + 1:]
+    if kind == 2:  # double
+        return word[:i] + word[i] + word[i:]
+    return word[:i] + chr(ord("a") + int(rng.integers(26))) + word[i + 1:]
 
 
 def conflicts(a: str, b: str) -> bool:
@@ -325,12 +180,11 @@ def make_item(
     for distractor in distractors:
         draw_apart(image, distractor, occupied, rng)
     mask = np.zeros((height, width), bool) if empty else draw_apart(image, category, occupied, rng)
-    pool = question_pool(category, split)
-    picked = rng.permutation(len(pool))[: min(questions_per_item, len(pool))]
+    questions = list(dict.fromkeys(ask(category, split, rng) for _ in range(questions_per_item)))
     answers = (
         [] if empty else [ANSWERS[category][i] for i in rng.permutation(len(ANSWERS[category]))]
     )
-    return SyntheticItem(image, mask, category, [pool[i] for i in picked], answers)
+    return SyntheticItem(image, mask, category, questions, answers)
 
 
 def draw_apart(
@@ -409,6 +263,7 @@ def generate_dataset(
                 "image_size": image_size,
                 "vary_size": vary_size,
                 "empty_fraction": empty_fraction,
+                "questions_per_item": questions_per_item,
                 "held_out_categories": list(HELD_OUT_CATEGORIES),
             },
             indent=1,

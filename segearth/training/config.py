@@ -74,6 +74,9 @@ class TrainConfig:
     max_grad_norm: float | None
     mixed_precision: str  # "no", "bf16" or "fp16" (accelerate)
     gradient_checkpointing: bool
+    #: Train the Swin encoder too (the authors freeze it; the demo model's starts random, and its
+    #: features are what the LLM sees of the image when it decides whether the target is there).
+    train_encoder: bool = False
     # --- model ---
     model: ModelSpec = field(default_factory=ModelSpec)
     init: InitSpec = field(default_factory=InitSpec)
@@ -85,6 +88,9 @@ class TrainConfig:
     output_dir: str = "runs/train"
     train_split: str = "train"
     val_split: str = "val"
+    #: Train on every question of an item, each its own sample (`expand_question_pairs`); the
+    #: authors train on the first only. Validation always asks the first.
+    all_questions: bool = False
     val_limit: int | None = None  # validate on the first N items only (None = all)
     eval_every: int = 0  # steps between validations (0 = only at the end)
     save_every: int = 0  # steps between resumable states and model checkpoints (0 = only at the end)

@@ -72,7 +72,7 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
     accelerator, accumulation = _accelerator(config)
     run_dir = Path(config.output_dir)
     _prepare_data(config, accelerator)
-    train_samples = load_dataset(config.dataset, config.data_root, config.train_split)
+    train_samples = load_dataset(config.dataset, config.data_root, config.train_split, config.all_questions)
     val_samples = load_dataset(config.dataset, config.data_root, config.val_split)[: config.val_limit]
     resume_state = find_resume_state(run_dir, resume)
     model, tokenizer = _model_and_tokenizer(config, accelerator, run_dir, resume_state, train_samples)
@@ -173,7 +173,7 @@ def _accelerator(config: TrainConfig):
 def _model_and_tokenizer(config: TrainConfig, accelerator, run_dir: Path, resume_state: Path | None,
                          train_samples) -> tuple[SegEarthR1, object]:
     """A fresh start (whose tokenizer and architecture are written into the run folder), or the
-    run's own model to resume; encoder frozen, gradient checkpointing as configured."""
+    run's own model to resume; encoder frozen unless ``train_encoder``, gradient checkpointing as configured."""
     if resume_state is not None:
         model, tokenizer = rebuild(run_dir)
     else:
@@ -181,7 +181,7 @@ def _model_and_tokenizer(config: TrainConfig, accelerator, run_dir: Path, resume
         if accelerator.is_main_process:
             write_run_files(run_dir, model, tokenizer)
             (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
-    model.encoder.requires_grad_(False)  # frozen; `model.train()` keeps its drop-path on
+    model.encoder.requires_grad_(config.train_encoder)  # frozen by default; `model.train()` keeps its drop-path on
     if config.gradient_checkpointing:
         model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model, tokenizer

@@ -1,9 +1,10 @@
-"""Synthetic generator: determinism, layout, held-out split, empty targets, masks that match
-what was drawn."""
+"""Synthetic generator: determinism, layout, held-out split and phrasings, the question
+grammar, empty targets, masks that match what was drawn."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ from segearth.data.synthetic import (
     HELD_OUT_CATEGORIES,
     HELD_OUT_QUESTIONS,
     QUESTIONS,
+    SEEN_CATEGORIES,
+    TEMPLATES,
+    ask,
     conflicts,
     generate_dataset,
 )
@@ -69,9 +73,48 @@ def test_held_out_categories_and_phrasings_appear_only_in_val(generated: Path) -
     held_out = {q for c in HELD_OUT_CATEGORIES for q in QUESTIONS[c]}
     held_out |= {q for qs in HELD_OUT_QUESTIONS.values() for q in qs}
     assert not train_questions & held_out
-    assert val_questions <= held_out
-    for sample in train:
-        assert set(sample.questions) <= set(QUESTIONS[sample.category])
+    mentioned = " ".join(train_questions).lower()
+    assert not any(category in mentioned for category in HELD_OUT_CATEGORIES)
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    """A template as a regular expression whose slots match anything."""
+    return re.compile(".*".join(re.escape(part) for part in re.split(r"\{\w+\}", template)), re.I)
+
+
+def _templates_of(question: str) -> set[str]:
+    """Which splits' templates could have produced ``question``."""
+    return {split for split, templates in TEMPLATES.items()
+            if any(_template_pattern(t).fullmatch(question) for t in templates)}
+
+
+def test_seen_categories_are_asked_with_disjoint_templates_over_one_vocabulary() -> None:
+    rng = np.random.default_rng(0)
+    asked = {"train": set(), "val": set()}
+    for category in SEEN_CATEGORIES:
+        fixed = {"train": QUESTIONS[category], "val": HELD_OUT_QUESTIONS[category]}
+        for split in asked:
+            for _ in range(300):
+                question = ask(category, split, rng, noisy=False)
+                assert question in fixed[split] or _templates_of(question) == {split}, question
+                asked[split].add(question.lower())
+    words = {split: set(re.findall(r"[a-z0-9'-]+", " ".join(qs))) for split, qs in asked.items()}
+    assert words["val"] <= words["train"]
+    # no training sentence holds a held-out fixed phrasing (with a tail or a lead added)
+    training = "\n".join(asked["train"])
+    leaked = [q for qs in HELD_OUT_QUESTIONS.values() for q in qs if q.lower().rstrip("?.") in training]
+    assert not leaked
+
+
+def test_questions_get_typos_and_casing_at_a_minority_rate() -> None:
+    rng = np.random.default_rng(1)
+    clean, noisy = zip(*[(ask("runway", "train", np.random.default_rng([1, i]), noisy=False),
+                          ask("runway", "train", np.random.default_rng([1, i])))
+                         for i in range(400)])
+    changed = sum(a != b for a, b in zip(clean, noisy)) / len(clean)
+    assert 0.25 < changed < 0.6
+    assert any(q == q.lower() for q in noisy) and any(q == q.upper() for q in noisy)
+    assert len(set(clean)) > 200  # a grammar, not a list
 
 
 def test_empty_target_fraction_and_consistency(generated: Path) -> None:
