@@ -228,8 +228,9 @@ def test_tile_server_down(app_without_tiles, checkpoint):
 
 
 # --- one result path: the app writes what the command line writes ---------------------------
-#: Keys that differ between two runs of the same thing: clocks, durations and file locations.
-RUN_SPECIFIC = {"time_utc", "timings_s", "app_timings_s", "path", "imagery", "files"}
+#: Keys that differ between two runs of the same thing: clocks, durations and file locations,
+#: and the checkpoint's name (the app shows its public label, never a server path).
+RUN_SPECIFIC = {"time_utc", "timings_s", "app_timings_s", "path", "imagery", "files", "checkpoint"}
 
 
 def comparable(record: Any) -> Any:
@@ -242,10 +243,10 @@ def comparable(record: Any) -> Any:
 
 
 def test_cli_and_app_write_the_same_record_for_the_same_run(client, checkpoint, utm_geotiff,
-                                                            tmp_path):
+                                                            tiny_checkpoint, tmp_path):
     from segearth.cli import main
 
-    assert main(["predict", str(utm_geotiff), "-q", QUESTION, "--checkpoint", checkpoint,
+    assert main(["predict", str(utm_geotiff), "-q", QUESTION, "--checkpoint", str(tiny_checkpoint),
                  "--precision", "fp32", "--device", "cpu", "--threshold", "0.3",
                  "--out", str(tmp_path)]) == 0
     cli = json.loads((tmp_path / "utm.json").read_text())
@@ -254,6 +255,7 @@ def test_cli_and_app_write_the_same_record_for_the_same_run(client, checkpoint, 
     assert set(app) - set(cli) == {"app_timings_s"}
     assert comparable(app) == comparable(cli)
     assert cli["regions"] and cli["geo"]["question"] == QUESTION  # there is something to compare
+    assert app["checkpoint"] == checkpoint and cli["checkpoint"] == str(tiny_checkpoint)
     geojson = json.loads(files_of(tmp_path)["utm_mask.geojson"].read_text())
     assert [f["properties"]["score"] for f in geojson["features"]] == [
         r["score"] for r in app["regions"]]
