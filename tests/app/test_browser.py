@@ -207,3 +207,27 @@ def test_examples_then_upload_plain_image_then_geotiff(page, plain_image, utm_ge
     assert_same_box(overlay.bounding_box(), image.bounding_box(), tol=3)
     assert page.locator("#downloads a[download='utm_mask.tif']").count() == 1
     screenshot(page, "geotiff_run")
+
+    # Clicking a region's row zooms the map to it and highlights its outline.
+    areas = page.locator("#regions [role=gridcell][data-col='1']")  # one cell per row
+    assert areas.count() >= 2  # the tiny model finds several regions in this GeoTIFF at 0.5
+    before = overlay.bounding_box()
+    areas.last.click()
+    highlight = page.locator("path.segearth-highlight")
+    highlight.wait_for(state="attached", timeout=30_000)
+    page.wait_for_timeout(800)  # fitBounds animation
+    view = page.evaluate("""() => {
+        const map = document.querySelector('#map .segearth-map').getBoundingClientRect();
+        const region = document.querySelector('path.segearth-highlight').getBoundingClientRect();
+        const overlay = document.querySelector('img.segearth-overlay').getBoundingClientRect();
+        return {map: [map.x + map.width / 2, map.y + map.height / 2, map.width, map.height],
+                region: [region.x + region.width / 2, region.y + region.height / 2,
+                         region.width, region.height],
+                overlay: overlay.width};
+    }""")
+    (mx, my, mw, mh), (rx, ry, rw, rh) = view["map"], view["region"]
+    assert abs(rx - mx) < 0.05 * mw and abs(ry - my) < 0.05 * mh  # the region is the centre
+    assert rw > 40 and rh > 40  # and is shown large (as far as the basemap's zoom allows)
+    assert view["overlay"] > 1.5 * before["width"]  # the map zoomed in to get there
+    assert page.locator("path.segearth-highlight").count() == 1
+    screenshot(page, "region_focus")
