@@ -164,14 +164,12 @@ class Handlers:
             if not loaded:
                 progress((i + 0.2) / len(models), desc=f"Loading {ckpt} ({prec}){step}")
             model = self.models.get(ckpt, prec)
-            progress((i + 0.5) / len(models), desc=f"Reading the image{step}")
-            encode = model.use_image(geo.image)
-            progress((i + 0.7) / len(models), desc=f"Answering{step}")
+            progress((i + 0.5) / len(models), desc=f"Reading the image and answering{step}")
             start = time.perf_counter()
-            prediction = model.predictor.predict(question, threshold=threshold, answer=True)
+            encode, prediction = model.ask(geo.image, question, threshold)
             run.answers.append(Answer(ckpt, prec, prediction, {
                 "load": None if loaded else model.load_seconds, "encode": encode,
-                "answer": time.perf_counter() - start}))
+                "answer": time.perf_counter() - start - (encode or 0.0)}))
         return self.show(run, threshold, opacity)
 
     @shows_errors

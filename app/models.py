@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segearth.predictor import Predictor
+from segearth import zerogpu
+from segearth.predictor import Prediction, Predictor
 
 
 def image_key(image: np.ndarray) -> str:
@@ -44,6 +45,14 @@ class LoadedModel:
         self.image = key
         return time.perf_counter() - start
 
+    def ask(self, image: np.ndarray, question: str, threshold: float) -> tuple[float | None, Prediction]:
+        """(seconds encoding the image or None when cached, the prediction). On ZeroGPU both
+        run inside one GPU call, and nothing is cached between calls."""
+        if zerogpu.active():
+            return zerogpu.ask(self.predictor, image, question, threshold)
+        encode = self.use_image(image)
+        return encode, self.predictor.predict(question, threshold=threshold, answer=True)
+
 
 class ModelCache:
     """Least-recently-used predictors keyed by (checkpoint, precision). `size` bounds memory:
@@ -53,6 +62,24 @@ class ModelCache:
         self.size = size
         self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+        self.status = "No model loaded yet: the first run loads one."
+
+    def preload(self, checkpoint: str, precision: str) -> threading.Thread:
+        """Load and warm the default model in the background at start-up; `status` says how
+        far it got (a run asked meanwhile waits for it)."""
+        def load() -> None:
+            self.status = f"Loading and warming up {checkpoint} ..."
+            try:
+                model = self.get(checkpoint, precision)
+            except Exception as err:  # noqa: BLE001 - shown in the page; the first run reports it again
+                self.status = f"Could not load {checkpoint}: {err}"
+                return
+            self.status = f"Model ready: {checkpoint} ({model.predictor.precision}, loaded and warmed " \
+                          f"in {model.load_seconds:.1f} s)."
+
+        thread = threading.Thread(target=load, daemon=True, name="preload")
+        thread.start()
+        return thread
 
     def get(self, checkpoint: str, precision: str) -> LoadedModel:
         """The loaded model, loading it (and evicting the oldest) if needed."""
@@ -65,7 +92,11 @@ class ModelCache:
                 self._models.popitem(last=False)
                 _release_memory()
             start = time.perf_counter()
-            predictor = Predictor.from_pretrained(checkpoint, precision=precision)
+            if zerogpu.active():  # built on the CPU, moved to the GPU inside each call
+                predictor = Predictor.from_pretrained(checkpoint, precision=zerogpu.startup_precision(precision),
+                                                      device="cpu")
+            else:
+                predictor = Predictor.from_pretrained(checkpoint, precision=precision, warm_up=True)
             model = LoadedModel(checkpoint, precision, predictor, time.perf_counter() - start)
             self._models[key] = model
             return model

@@ -30,6 +30,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
     """The Gradio app, queued: one model run at a time, slider re-renders alongside."""
     config = config or AppConfig.from_env()
     h = handlers or Handlers(config)
+    h.models.preload(config.checkpoint, config.precision)  # load and warm up at start-up
     static_files.register(EXAMPLES_DIR)
     precisions = [(PRECISION_LABELS.get(p, p), p) for p in PRECISIONS]
     checkpoints = [(label, value) for label, value in config.checkpoints.items()]
@@ -39,6 +40,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         gr.Markdown(INTRO)
         banner = gr.Markdown(messages.DEMO_BANNER, visible=config.is_demo(config.checkpoint),
                              elem_id="demo-banner")
+        gr.Markdown(lambda: h.models.status, elem_id="model-status")  # as of the page's load
         run_state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
