@@ -35,14 +35,17 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def agreement(checkpoint: Path, items: list[tuple[str, object, str]]) -> list[tuple[str, float]]:
-    """(name, IoU bf16 vs fp32) per (name, image, question)."""
-    masks: dict[str, list[np.ndarray]] = {}
-    for precision in ("fp32", "bf16"):
-        predictor = Predictor.from_pretrained(checkpoint, precision=precision, device="cpu")
-        for name, image, question in items:
+    """(name, IoU bf16 vs fp32) per (name, image, question), printed as they come."""
+    predictors = [Predictor.from_pretrained(checkpoint, precision=p, device="cpu") for p in ("fp32", "bf16")]
+    rows = []
+    for name, image, question in items:
+        masks = []
+        for predictor in predictors:
             predictor.set_image(image)
-            masks.setdefault(name, []).append(predictor.predict(question, answer=False).mask)
-    return [(name, mask_iou(*masks[name])) for name, _, _ in items]
+            masks.append(predictor.predict(question, answer=False).mask)
+        rows.append((name, mask_iou(*masks)))
+        print(f"{name:<40}{rows[-1][1]:>8.4f}", flush=True)
+    return rows
 
 
 def e2e_items() -> list[tuple[str, object, str]]:
@@ -68,8 +71,6 @@ def main() -> None:
         sys.exit(f"No parity checkpoint in {PARITY_CHECKPOINT}: run tests/model/test_parity.py once to build it.")
     rows = agreement(PARITY_CHECKPOINT, e2e_items())
     rows += agreement(DEMO_CHECKPOINT, synthetic_items(args.synthetic, 256))
-    for name, iou in rows:
-        print(f"{name:<40}{iou:>8.4f}")
     worst = min(iou for _, iou in rows)
     print(f"\nworst IoU {worst:.4f}: bf16 {'agrees' if worst >= MIN_IOU else 'does NOT agree'} with fp32 "
           f"(threshold {MIN_IOU})")
