@@ -7,6 +7,7 @@ the model's lock from set_image to predict, so two visitors' runs never mix thei
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from cachetools import LRUCache
 
+from segearth import zerogpu
 from segearth.predictor import Prediction, Predictor
+
+log = logging.getLogger("segearth.app")
 
 
 def image_key(image: np.ndarray) -> str:
@@ -41,6 +45,10 @@ class LoadedModel:
         (None when the cached features were reused) and those spent answering. Atomic per
         model: the features predict reads are those of `image`, whoever else runs."""
         with self.lock:
+            if zerogpu.active():  # image and question in one GPU call; nothing cached between
+                start = time.perf_counter()
+                encode, prediction = zerogpu.ask(self.predictor, image, question, threshold)
+                return prediction, encode, time.perf_counter() - start - encode
             encode = self._use_image(image)
             start = time.perf_counter()
             prediction = self.predictor.predict(question, threshold=threshold, answer=True)
@@ -65,6 +73,27 @@ class ModelCache:
     def __init__(self, size: int = 2):
         self._models: LRUCache[tuple[str, str], LoadedModel] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
+        self.status = "No model loaded yet: the first run loads one."
+
+    def preload(self, checkpoint: str, precision: str, name: str) -> threading.Thread:
+        """Load and warm the default model in the background at start-up; `status` says how
+        far it got (a run asked meanwhile waits for it). `name` is how the page may call the
+        checkpoint (never a server path)."""
+        def load() -> None:
+            self.status = f"Loading and warming up {name} ..."
+            try:
+                model = self.get(checkpoint, precision)
+            except Exception as err:  # noqa: BLE001 - shown in the page; the first run reports it again
+                log.warning("preloading %s failed: %s", checkpoint, err)
+                self.status = (f"Could not load {name} ({type(err).__name__}); the first run "
+                               f"tries again and says why.")
+                return
+            self.status = (f"Model ready: {name} ({model.predictor.precision}, loaded and warmed "
+                           f"in {model.load_seconds:.1f} s).")
+
+        thread = threading.Thread(target=load, daemon=True, name="preload")
+        thread.start()
+        return thread
 
     def get(self, checkpoint: str, precision: str) -> LoadedModel:
         """The loaded model, loading it (and evicting the least recently used) if needed."""
@@ -77,7 +106,12 @@ class ModelCache:
                 _release_memory()
             start = time.perf_counter()
             try:
-                predictor = Predictor.from_pretrained(checkpoint, precision=precision)
+                if zerogpu.active():  # built on the CPU, moved to the GPU inside each call
+                    predictor = Predictor.from_pretrained(
+                        checkpoint, precision=zerogpu.startup_precision(precision), device="cpu")
+                else:
+                    predictor = Predictor.from_pretrained(checkpoint, precision=precision,
+                                                          warm_up=True)
             except BaseException:
                 _release_memory()  # what a failed (e.g. out-of-memory) load left behind
                 raise

@@ -38,6 +38,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
     `limits.queue_size` waiting runs a visitor is told the queue is full."""
     config = config or AppConfig.from_env()
     h = handlers or Handlers(config)
+    h.models.preload(config.checkpoint, config.precision, config.name_of(config.checkpoint))  # load and warm up at start-up
     static_files.register(EXAMPLES_DIR)
     precisions = [(PRECISION_LABELS.get(p, p), p) for p in PRECISIONS]
     # Labels are the values too: the page (and its config) never carries a server path.
@@ -51,6 +52,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         gr.Markdown(INTRO)
         banner = gr.Markdown(messages.DEMO_BANNER, visible=config.is_demo(config.checkpoint),
                              elem_id="demo-banner")
+        gr.Markdown(lambda: h.models.status, elem_id="model-status")  # as of the page's load
         run_state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):

@@ -35,8 +35,12 @@ def sine_position_encoding(height: int, width: int, channels: int, device: torch
 def deformable_sample(value: torch.Tensor, shapes: list[tuple[int, int]], locations: torch.Tensor,
                       weights: torch.Tensor) -> torch.Tensor:
     """value (B, S, heads, d); locations (B, Q, heads, levels, points, 2) in [0, 1];
-    weights (B, Q, heads, levels, points) -> (B, Q, heads * d)."""
+    weights (B, Q, heads, levels, points) -> (B, Q, heads * d).
+
+    Sampled in the locations' dtype (float32 in a bf16 model: bf16's 8-bit mantissa would move
+    a location on the finest level by up to half a pixel), returned in the value's dtype."""
     b, _, heads, d = value.shape
+    out_dtype, value, weights = value.dtype, value.to(locations.dtype), weights.to(locations.dtype)
     _, q, _, levels, points, _ = locations.shape
     per_level = value.split([h * w for h, w in shapes], dim=1)
     grids = 2 * locations - 1
@@ -47,7 +51,7 @@ def deformable_sample(value: torch.Tensor, shapes: list[tuple[int, int]], locati
         sampled.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
     stacked = torch.stack(sampled, dim=-2).flatten(-2)  # (B*heads, d, Q, levels*points)
     w = weights.transpose(1, 2).reshape(b * heads, 1, q, levels * points)
-    return (stacked * w).sum(-1).view(b, heads * d, q).transpose(1, 2)
+    return (stacked * w).sum(-1).view(b, heads * d, q).transpose(1, 2).to(out_dtype)
 
 
 class MSDeformAttn(nn.Module):
@@ -66,8 +70,9 @@ class MSDeformAttn(nn.Module):
         offsets = self.sampling_offsets(query).view(b, q, self.heads, self.levels, self.points, 2)
         weights = self.attention_weights(query).view(b, q, self.heads, self.levels * self.points)
         weights = weights.softmax(-1).view(b, q, self.heads, self.levels, self.points)
-        normaliser = torch.tensor([(w, h) for h, w in shapes], dtype=query.dtype, device=query.device)
-        locations = reference[:, :, None, :, None, :] + offsets / normaliser[None, None, None, :, None, :]
+        # locations in float32 whatever the model's dtype (see `deformable_sample`)
+        normaliser = torch.tensor([(w, h) for h, w in shapes], dtype=torch.float32, device=query.device)
+        locations = reference[:, :, None, :, None, :] + offsets.float() / normaliser[None, None, None, :, None, :]
         return self.output_proj(deformable_sample(value, shapes, locations, weights))
 
 
@@ -105,7 +110,7 @@ class DeformableTransformer(nn.Module):
         src = torch.cat([s.flatten(2).transpose(1, 2) for s in sources], 1)
         pos = torch.cat([p.flatten(1).transpose(0, 1)[None] + self.level_embed[i]
                          for i, p in enumerate(positions)], 1).to(src.dtype)
-        reference = self._reference_points(shapes, src.device).to(src.dtype)
+        reference = self._reference_points(shapes, src.device)  # float32, as the sampling
         for layer in self.encoder.layers:
             src = layer(src, pos, reference, shapes)
         return src
