@@ -83,4 +83,5 @@ def test_two_pages_interleaving_each_see_their_own_image(browser, app_url, tmp_p
     assert np.array_equal(a_first, alone(app_url, RUNWAY, FIRST))
     assert np.array_equal(b_first, alone(app_url, RIVER, FIRST))
     assert np.array_equal(a_follow, alone(app_url, RUNWAY, FOLLOW_UP))
+    assert a_first.any() and a_follow.any()  # real masks, not two empty ones
     assert not np.array_equal(a_first, b_first) or a_first.shape != b_first.shape
