@@ -28,14 +28,14 @@ DEMO_LABEL = "Bundled demo model"
 PRECISION_LABELS = {"auto": "auto (bf16/fp16 on a GPU, fp32 on CPU)", "fp16": "fp16 (GPU)",
                     "int8": "8-bit (int8)", "int4": "4-bit (int4)"}
 
-#: Environment variable -> (Limits field, default). The README's limits table lists the same.
+#: Environment variable -> Limits field (the README's limits table lists both, and defaults).
 _LIMIT_VARIABLES = {
-    "SEGEARTH_MAX_UPLOAD_MB": ("max_upload_mb", 200),
-    "SEGEARTH_MAX_IMAGE_MEGAPIXELS": ("max_image_megapixels", 50),
-    "SEGEARTH_MAX_GEOTIFF_SIDE": ("max_geotiff_side", 20_000),
-    "SEGEARTH_MAX_QUESTION_CHARS": ("max_question_chars", 500),
-    "SEGEARTH_MAX_CHECKPOINT_GB": ("max_checkpoint_gb", 8),
-    "SEGEARTH_QUEUE_SIZE": ("queue_size", 100),
+    "SEGEARTH_MAX_UPLOAD_MB": "max_upload_mb",
+    "SEGEARTH_MAX_IMAGE_MEGAPIXELS": "max_image_megapixels",
+    "SEGEARTH_MAX_GEOTIFF_SIDE": "max_geotiff_side",
+    "SEGEARTH_MAX_QUESTION_CHARS": "max_question_chars",
+    "SEGEARTH_MAX_CHECKPOINT_GB": "max_checkpoint_gb",
+    "SEGEARTH_QUEUE_SIZE": "queue_size",
 }
 
 _OSM = TileSource(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -55,8 +55,10 @@ class Limits:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Limits":
-        return cls(**{field: _positive_int(name, environ.get(name, str(default)))
-                      for name, (field, default) in _LIMIT_VARIABLES.items()})
+        """The defaults above, each overridden by its environment variable."""
+        defaults = cls()
+        return cls(**{field: _positive_int(name, environ.get(name, str(getattr(defaults, field))))
+                      for name, field in _LIMIT_VARIABLES.items()})
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class LoadedModel:
 class ModelCache:
     """Least-recently-used predictors keyed by (checkpoint, precision). `size` bounds memory:
     a third model evicts the least recently used one before it loads (two models' memory at
-    most). A load that fails adds nothing and leaves the other loaded models serving."""
+    most, never three). A load that fails adds nothing; the models still loaded keep serving."""
 
     def __init__(self, size: int = 2):
         self._models: LRUCache[tuple[str, str], LoadedModel] = LRUCache(maxsize=size)

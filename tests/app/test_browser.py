@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +72,10 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, app_url):
-    """A page that may only talk to 127.0.0.1: anything else is blocked and fails the test."""
+@contextmanager
+def guarded_page(browser, url: str) -> Iterator:
+    """A page in its own browser context (its own visitor) that may only talk to 127.0.0.1:
+    anything else is blocked and fails the test."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     outside: list[str] = []
 
@@ -87,11 +89,17 @@ def page(browser, app_url):
 
     context.route("**/*", guard)
     page = context.new_page()
-    page.goto(app_url)
+    page.goto(url)
     page.wait_for_selector(".leaflet-draw-draw-rectangle", timeout=60_000)
     yield page
     context.close()
     assert not outside, f"the page tried to leave 127.0.0.1: {outside}"
+
+
+@pytest.fixture
+def page(browser, app_url):
+    with guarded_page(browser, app_url) as page:
+        yield page
 
 
 def screenshot(page, name: str) -> None:
@@ -104,11 +112,21 @@ def assert_same_box(actual: dict, expected: dict, tol: float) -> None:
         assert abs(actual[key] - expected[key]) <= tol, (key, actual, expected)
 
 
-def run_and_wait(page) -> str:
-    """Ask QUESTION, wait for the new summary, return it."""
-    page.locator("#question textarea").fill(QUESTION)
+def run_and_wait(page, question: str = QUESTION) -> str:
+    """Ask `question`, wait for the new summary, return it."""
+    ask(page, question)
+    return wait_for_answer(page)
+
+
+def ask(page, question: str) -> None:
+    """Type `question` and press Run (without waiting: other visitors may ask meanwhile)."""
+    page.locator("#question textarea").fill(question)
     page.locator("#summary").evaluate("e => e.dataset.before = e.innerText")
     page.click("#run")
+
+
+def wait_for_answer(page) -> str:
+    """Wait until the summary shows a new run; return it."""
     page.wait_for_function(
         "() => { const e = document.querySelector('#summary');"
         " return e.innerText.includes('Timings') && e.innerText !== e.dataset.before; }",

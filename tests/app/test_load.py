@@ -2,7 +2,6 @@
 answered, each exactly as it is answered alone, and waiting visitors shown their place."""
 from __future__ import annotations
 
-
 from benchmarks.load_app import main
 
 CLIENTS = 8

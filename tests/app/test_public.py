@@ -17,8 +17,10 @@ from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 from PIL import Image
 
-from app.config import DEMO_LABEL, AppConfig
+from app.config import DEMO_LABEL, AppConfig, Limits
 from app.models import LoadedModel, ModelCache
+from app.ui import launch_options
+from segearth.errors import SegEarthError
 from segearth.predictor import Predictor
 
 from .conftest import AREA, REPO
@@ -69,6 +71,27 @@ def test_extra_checkpoints_are_offered_by_label_without_their_path(app_environ, 
     assert config.checkpoints["Configured: org/extra-model"] == "org/extra-model"
     assert not config.allow_custom_checkpoints
     assert all(str(tmp_path) not in label for label in config.checkpoints)
+
+
+def test_limits_come_from_the_environment(app_environ):
+    assert AppConfig.from_env(app_environ).limits == Limits()  # the documented defaults
+    assert Limits() == Limits(max_upload_mb=200, max_image_megapixels=50,
+                              max_geotiff_side=20_000, max_question_chars=500,
+                              max_checkpoint_gb=8, queue_size=100)
+    config = AppConfig.from_env({**app_environ, "SEGEARTH_MAX_UPLOAD_MB": "20",
+                                 "SEGEARTH_QUEUE_SIZE": "7", "SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS":
+                                 "1"})
+    assert (config.limits.max_upload_mb, config.limits.queue_size) == (20, 7)
+    assert config.allow_custom_checkpoints and launch_options(config)["max_file_size"] == "20mb"
+
+
+@pytest.mark.parametrize("name, value", [
+    ("SEGEARTH_MAX_UPLOAD_MB", "lots"), ("SEGEARTH_MAX_QUESTION_CHARS", "0"),
+    ("SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS", "maybe"),
+])
+def test_bad_limit_settings_say_what_to_fix(app_environ, name, value):
+    with pytest.raises(SegEarthError, match=f"{name}='{value}': give"):
+        AppConfig.from_env({**app_environ, name: value})
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +228,28 @@ def test_waiting_visitors_see_their_queue_position_and_an_estimate(app_url, chec
     assert [job.result()[2].strip() != "" for job in jobs] == [True] * len(jobs)
 
 
+def test_a_full_queue_turns_visitors_away_with_a_message(app_environ, checkpoint, monkeypatch):
+    answer = LoadedModel.answer
+
+    def slow_answer(self, *args, **kwargs):
+        time.sleep(1.5)
+        return answer(self, *args, **kwargs)
+
+    monkeypatch.setattr(LoadedModel, "answer", slow_answer)
+    with serve({**app_environ, "SEGEARTH_QUEUE_SIZE": "1"}) as url:
+        jobs = [Client(url, verbose=False).submit(
+            "map", AREA, None, f"Where could a plane land? ({i})", checkpoint, "fp32", False,
+            checkpoint, "fp32", 0.5, 0.5, api_name="/run") for i in range(4)]
+        outcomes = []
+        for job in jobs:
+            try:
+                outcomes.append("answered" if job.result(timeout=120)[2].strip() else "empty")
+            except Exception as err:  # noqa: BLE001 - the turned-away ones
+                outcomes.append("full" if "Queue is full" in str(err) else repr(err))
+    assert "answered" in outcomes and "full" in outcomes, outcomes
+    assert set(outcomes) == {"answered", "full"}, outcomes
+
+
 # --- 4. no leaks between sessions -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def demo_url(app_environ: dict[str, str]):
@@ -250,7 +295,7 @@ def test_interleaved_sessions_each_get_their_own_image(demo_url):
     assert b_render[2]["question"] == first and np.array_equal(b_render[0], b1[0])
 
 
-def test_set_image_and_predict_are_atomic_per_model():
+def test_set_image_and_predict_are_atomic_per_model(monkeypatch):
     """Threads sharing one model, each with its own image, get what each gets alone."""
     model = ModelCache().get(DEMO, "fp32")
     images = [np.asarray(Image.open(EXAMPLES / name).convert("RGB")) for name in
@@ -258,10 +303,21 @@ def test_set_image_and_predict_are_atomic_per_model():
     question = "Where could a plane land safely in this area?"
     alone = [model.answer(image, question, 0.5)[0].probability for image in images]
     errors: list[str] = []
+    set_image = model.predictor.set_image
+
+    def slow_set_image(image):  # a GPU encoder returns late: others run meanwhile
+        set_image(image)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(model.predictor, "set_image", slow_set_image)
 
     def worker(i: int) -> None:
         for _ in range(6):
-            probability = model.answer(images[i], question, 0.5)[0].probability
+            try:
+                probability = model.answer(images[i], question, 0.5)[0].probability
+            except Exception as err:  # noqa: BLE001 - e.g. a prompt cache another thread grew
+                errors.append(f"thread {i}: {err!r}")
+                return
             if not np.array_equal(probability, alone[i]):
                 errors.append(f"thread {i} got another image's result")
 
