@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from segearth.constants import RELEASED_CHECKPOINTS
 from segearth.errors import InputError
-from segearth.geo.tiles import TileSource
+from segearth.geo import TileSource
 from segearth.predictor import PRECISIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,7 @@ from cachetools import LRUCache
 
 from segearth.errors import InputError
 from segearth.geo import GeoImage, TileSource, fetch_area
-from segearth.geo.pipeline import SINGLE_PASS_MAX_SIZE
-from segearth.geo.raster import RasterFile
+from segearth.geo import SINGLE_PASS_MAX_SIZE, RasterFile
 
 from .config import Limits
 from .guard import check_image_size
