@@ -14,8 +14,7 @@ from pathlib import Path
 from cachetools import LRUCache
 
 from segearth.errors import InputError
-from segearth.geo import GeoImage, TileSource, fetch_area
-from segearth.geo import SINGLE_PASS_MAX_SIZE, RasterFile
+from segearth.geo import SINGLE_PASS_MAX_SIZE, GeoImage, RasterFile, TileSource, fetch_area
 
 from .config import Limits
 from .guard import check_image_size
