@@ -178,7 +178,8 @@ def measure(clients: int, checkpoint: str, request_timeout: float,
     """Run the reference and the concurrent phase; the figures, and every failure."""
     with tempfile.TemporaryDirectory(prefix="segearth-load-") as tmp:
         plans = visitors(clients, Path(tmp))
-        with loopback_app(checkpoint, queue_size=2 * clients + 10, log=Path(tmp) / "app.log") as url:
+        log = Path(tmp) / "app.log"
+        with loopback_app(checkpoint, queue_size=2 * clients + 10, log=log) as url:
             reference_client = Client(url, verbose=False)
             reference = [[ask(reference_client, r, request_timeout) for r in plan]
                          for plan in plans]

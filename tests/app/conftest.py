@@ -58,6 +58,14 @@ def app_environ(tiles: TileServer, tiny_checkpoint: Path, tmp_path_factory) -> d
 
 
 @pytest.fixture(scope="session")
+def checkpoint() -> str:
+    """The demo checkpoint as the picker (and the API) names it: no server path."""
+    from app.config import DEMO_LABEL
+
+    return DEMO_LABEL
+
+
+@pytest.fixture(scope="session")
 def app_url(app_environ: dict[str, str]) -> Iterator[str]:
     """The real app, in this process, on a free loopback port (for the gradio_client tests)."""
     from app.config import AppConfig

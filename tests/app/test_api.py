@@ -39,14 +39,6 @@ def client(app_url: str) -> Client:
     return Client(app_url, verbose=False)
 
 
-@pytest.fixture(scope="session")
-def checkpoint() -> str:
-    """The demo checkpoint as the picker (and the API) names it: no server path."""
-    from app.config import DEMO_LABEL
-
-    return DEMO_LABEL
-
-
 def run(client: Client, checkpoint: str, *, source: str = "map", area: str = AREA,
         upload: Path | None = None, question: str = QUESTION, precision: str = "fp32",
         compare: bool = False, checkpoint_b: str | None = None, precision_b: str = "fp32",

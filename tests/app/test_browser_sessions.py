@@ -26,7 +26,7 @@ pytestmark = [
 
 RUNWAY, RIVER = EXAMPLES / "synthetic_runway.png", EXAMPLES / "synthetic_river.png"
 FIRST = "Where could a plane land safely in this area?"
-FOLLOW_UP = "Where could people go kayaking in this scene?"
+KAYAK = "Where could people go kayaking in this scene?"
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +55,13 @@ def test_two_pages_interleaving_each_see_their_own_image(browser, app_url, tmp_p
         upload(a, RUNWAY)
         upload(b, RIVER)
         ask(a, FIRST)
-        ask(b, FIRST)  # while A's run is queued or running
+        ask(b, KAYAK)  # while A's run is queued or running
         wait_for_answer(a)
         wait_for_answer(b)
         a_first, a_first_record = shown(a, RUNWAY.stem, tmp_path / "a1")
         b_first, b_first_record = shown(b, RIVER.stem, tmp_path / "b1")
 
-        ask(a, FOLLOW_UP)  # B's image was the last one encoded
+        ask(a, KAYAK)  # a follow-up; B's image was the last one encoded
         wait_for_answer(a)
         a_follow, a_follow_record = shown(a, RUNWAY.stem, tmp_path / "a2")
 
@@ -76,12 +76,12 @@ def test_two_pages_interleaving_each_see_their_own_image(browser, app_url, tmp_p
                             arg=[link, before], timeout=30_000)  # the files were rewritten
         b_render, b_render_record = shown(b, RIVER.stem, tmp_path / "b2")
 
-    assert (a_first_record["question"], a_follow_record["question"]) == (FIRST, FOLLOW_UP)
-    assert b_first_record["question"] == b_render_record["question"] == FIRST
+    assert (a_first_record["question"], a_follow_record["question"]) == (FIRST, KAYAK)
+    assert b_first_record["question"] == b_render_record["question"] == KAYAK
     assert b_render_record["threshold"] == pytest.approx(0.3)
     assert b_render.shape == b_first.shape
     assert np.array_equal(a_first, alone(app_url, RUNWAY, FIRST))
-    assert np.array_equal(b_first, alone(app_url, RIVER, FIRST))
-    assert np.array_equal(a_follow, alone(app_url, RUNWAY, FOLLOW_UP))
-    assert a_first.any() and a_follow.any()  # real masks, not two empty ones
+    assert np.array_equal(b_first, alone(app_url, RIVER, KAYAK))
+    assert np.array_equal(a_follow, alone(app_url, RUNWAY, KAYAK))
+    assert a_first.any() and b_first.any()  # the runway and the river: real masks
     assert not np.array_equal(a_first, b_first) or a_first.shape != b_first.shape

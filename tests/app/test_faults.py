@@ -20,7 +20,7 @@ from app.models import ModelCache
 from segearth.predictor import Predictor
 
 from .servers import serve
-from .test_api import checkpoint, files, run  # noqa: F401 (fixture)
+from .test_api import files, run
 
 
 @pytest.fixture(scope="module")

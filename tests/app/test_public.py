@@ -25,7 +25,7 @@ from segearth.predictor import Predictor
 
 from .conftest import AREA, REPO
 from .servers import serve
-from .test_api import checkpoint, files, record, render, run  # noqa: F401 (fixture)
+from .test_api import files, record, render, run
 
 DEMO = str(REPO / "assets" / "demo-checkpoint")
 EXAMPLES = REPO / "assets" / "examples"
