@@ -109,10 +109,10 @@ def test_a_model_load_out_of_memory(error, app_environ, models, checkpoint, plai
                                     monkeypatch, run_log):
     load = Predictor.from_pretrained.__func__
 
-    def from_pretrained(cls, checkpoint, precision="auto", device=None):
+    def from_pretrained(cls, checkpoint, precision="auto", device=None, **options):
         if precision == "bf16":
             raise error("CUDA out of memory. Tried to allocate 7.00 GiB")
-        return load(cls, checkpoint, precision, device)
+        return load(cls, checkpoint, precision, device, **options)
 
     monkeypatch.setattr(Predictor, "from_pretrained", classmethod(from_pretrained))
     with serve(app_environ, models) as url:

@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 import rasterio
+import torch
 from PIL import Image
 from rasterio.transform import from_origin
 
 from segearth.cli import main
+from segearth.predictor import resolve_precision
 
 QUESTION = "Where could a seaplane land?"
 
@@ -45,7 +47,8 @@ def test_predict_writes_mask_overlay_probability_and_record(tiny_checkpoint, pho
     assert record["question"] == QUESTION
     assert record["found"] == bool(mask.any())
     assert record["provenance"]["checkpoint"] == str(tiny_checkpoint)
-    assert record["provenance"]["precision"] == "fp32"
+    # no --precision: `auto`, which is bf16 on CPUs with native bf16 units and fp32 elsewhere
+    assert record["provenance"]["precision"] == resolve_precision("auto", torch.device("cpu"))
     assert isinstance(record["answer"], str)
     assert ("Target found" in run.stdout) or ("No target" in run.stdout)
     # one line per region, as in the record, whose regions make up the mask
