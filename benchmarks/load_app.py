@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +41,7 @@ from gradio_client.utils import Status  # noqa: E402
 
 from app.config import DEMO_LABEL  # noqa: E402
 from segearth.data.synthetic import QUESTIONS, SEEN_CATEGORIES, make_item  # noqa: E402
+from tests.app.process import python_app  # noqa: E402
 from tests.geo.synthetic import RED_BOX, TileServer  # noqa: E402
 
 KINDS = ("upload", "area", "follow-up")
@@ -126,45 +123,20 @@ def ask(client: Client, request: Request, timeout: float) -> Outcome:
     return outcome
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def loopback_app(checkpoint: str, queue_size: int, log: Path) -> Iterator[str]:
     """A tile server and `python app.py` on 127.0.0.1; the app's URL."""
     tiles = TileServer()
     threading.Thread(target=tiles.serve_forever, daemon=True).start()
-    port = free_port()
-    env = {**os.environ, "SEGEARTH_DEMO_CHECKPOINT": checkpoint,
+    env = {"SEGEARTH_DEMO_CHECKPOINT": checkpoint,
            "SEGEARTH_CHECKPOINT": checkpoint, "SEGEARTH_PRECISION": "fp32",
            "SEGEARTH_TILE_URL": tiles.url("ok"), "SEGEARTH_STREET_TILE_URL": tiles.url("ok"),
            "SEGEARTH_TILE_ATTRIBUTION": "loopback", "SEGEARTH_MAX_TILES": "4",
-           "SEGEARTH_QUEUE_SIZE": str(queue_size), "HF_HUB_OFFLINE": "1",
-           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+           "SEGEARTH_QUEUE_SIZE": str(queue_size), "HF_HUB_OFFLINE": "1"}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"app.py exited with {process.returncode}: see {log}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"app.py did not answer within 120 s: see {log}")
-                time.sleep(0.5)
-        yield url
+        with python_app(env, log) as url:
+            yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
         tiles.shutdown()
         tiles.server_close()
 

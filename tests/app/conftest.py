@@ -3,7 +3,6 @@ random checkpoint from tests/conftest.py, which plays the bundled demo model (HF
 empty hub cache and no SEGEARTH_CHECKPOINT: the offline default path)."""
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,8 @@ from affine import Affine
 
 from tests.geo.synthetic import RED_BOX, TileServer, write_raster
 
-REPO = Path(__file__).resolve().parents[2]
+from .process import REPO, free_port
+
 ARTIFACTS = REPO / "test-artifacts" / "app"
 #: The map opens on the tile server's red square, at a zoom where it is ~200 px wide.
 MAP_VIEW = f"{(RED_BOX[1] + RED_BOX[3]) / 2},{(RED_BOX[0] + RED_BOX[2]) / 2},17"
@@ -23,12 +23,6 @@ AREA = ('{"type":"Polygon","coordinates":[[[11.4995,48.0995],[11.5025,48.0995],'
         '[11.5025,48.1018],[11.4995,48.1018],[11.4995,48.0995]]]}')
 #: Top-left corner of a UTM zone 32N GeoTIFF with 1 m pixels, on the red square.
 UTM_ORIGIN = (686_100.0, 5_330_600.0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,6 @@ driven like a user (draw, type, click, download). Every request the page makes m
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +13,8 @@ import pytest
 import rasterio
 from PIL import Image
 
-from .conftest import ARTIFACTS, REPO, free_port
+from .conftest import ARTIFACTS
+from .process import python_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -36,30 +32,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def app_url(app_environ: dict[str, str], tmp_path_factory) -> Iterator[str]:
     """`python app.py` in a subprocess, configured only through its environment."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
-    env = {**os.environ, **app_environ, "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not answer within 120 s:\n{log.read_text()}")
-                time.sleep(0.5)
+    with python_app(app_environ, tmp_path_factory.mktemp("app") / "app.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
