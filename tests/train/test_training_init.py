@@ -161,3 +161,22 @@ def test_demo_tokenizer_saves_and_loads_with_auto_tokenizer(tmp_path):
     assert loaded.decode(ids[:-1]) == " " + TEXTS[0]
     assert loaded.decode(loaded("héllo wörld 42")["input_ids"]) == "héllo wörld 42"  # byte level: no unknowns
     assert [s.kind for s in prompt_segments(loaded, "reasoning")].count("refer") == 1
+
+
+@pytest.mark.parametrize("train_encoder", [False, True])
+def test_the_encoder_is_trained_only_when_the_config_asks(synthetic_root, tmp_path, train_encoder):
+    """The authors freeze the Swin; the demo recipe trains it (``train_encoder``)."""
+    from types import SimpleNamespace
+
+    from segearth.data.registry import load_dataset
+    from segearth.training.loop import _model_and_tokenizer
+
+    from training_helpers import tiny_config
+
+    config = tiny_config(synthetic_root, tmp_path, f"train_encoder={str(train_encoder).lower()}",
+                         "all_questions=true")
+    samples = load_dataset("earthreason", synthetic_root, "train", config.all_questions)
+    assert len(samples) > 240  # every question of the 240 scenes is its own sample
+    model, _ = _model_and_tokenizer(config, SimpleNamespace(is_main_process=False), tmp_path, None, samples)
+    assert {p.requires_grad for p in model.encoder.parameters()} == {train_encoder}
+    assert all(p.requires_grad for p in model.mask_decoder.parameters())
