@@ -30,7 +30,7 @@ NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 #: Whether bf16 masks agree with fp32 well enough for `auto` to pick bf16 on such CPUs: every
 #: item of the parity e2e split and of the synthetic scenes at IoU >= 0.99 (README, "Speed and
 #: memory"). Where this is False, `auto` stays fp32 on every CPU.
-BF16_AGREES_ON_CPU = True
+BF16_AGREES_ON_CPU = False
 #: The question used by `warm_up` (any text: only its length matters to the kernels).
 WARM_UP_QUESTION = "Where is the warm-up target?"
 

@@ -1,5 +1,6 @@
 """bf16 on the CPU against the authors' fp32 masks, on the parity e2e split (masks, at the
-image's own size): the agreement `auto` relies on (`BF16_AGREES_ON_CPU`)."""
+image's own size). The agreement measured is below what `auto` needs (`BF16_AGREES_ON_CPU` is
+False): this holds bf16 to what it was measured to give, so a change that degrades it fails."""
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ from segearth.processing import canvas_to_image
 
 from .test_e2e_parity import SPLIT, STEMS, golden_mask
 
-#: Lowest IoU measured over the seven items, with a margin for other CPUs' kernels (README).
-MIN_BF16_IOU = 0.99
+#: The lowest IoU measured over the seven items (0.905, README "Speed and memory"), less a
+#: margin for other CPUs' kernels.
+MIN_BF16_IOU = 0.90
 
 
 @pytest.fixture(scope="module")
@@ -31,4 +33,5 @@ def test_bf16_masks_agree_with_the_authors(predictor, stem):
     golden = canvas_to_image(golden_mask(stem).astype(np.float32), predictor._image.geometry) > 0.5
     iou = 1.0 if not golden.any() and not prediction.mask.any() else \
         sample_iou(*intersection_union(prediction.mask, golden))
+    print(f"{stem}: bf16 IoU {iou:.4f}")
     assert iou >= MIN_BF16_IOU, f"{stem}: bf16 IoU {iou:.4f}"

@@ -8,9 +8,10 @@ second (what both still create depends on their question's length).
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from unittest import mock
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,15 +19,38 @@ from segearth.config import SegEarthConfig
 from segearth.model import SegEarthR1
 from segearth.predictor import Predictor, cpu_has_native_bf16
 
+from ..conftest import E2E, REPO
+
 QUESTIONS = ("Where could residents gather safely?", "Which fields are flooded now?")
-
-
-def primitive_creations(capfd, predictor: Predictor, image: np.ndarray, question: str) -> int:
-    capfd.readouterr()
+#: Runs in a fresh interpreter (oneDNN's primitive cache is per process): two questions about
+#: one image, oneDNN's creation log on, a marker line before each.
+CHILD = """
+import sys, numpy as np, torch
+from transformers import AutoTokenizer
+from segearth.config import SegEarthConfig
+from segearth.model import SegEarthR1
+from segearth.predictor import Predictor
+precision, warm, tokenizer_dir, questions = sys.argv[1], sys.argv[2] == "warm", sys.argv[3], sys.argv[4:]
+torch.manual_seed(0)
+predictor = Predictor(SegEarthR1(SegEarthConfig.tiny()).eval(), AutoTokenizer.from_pretrained(tokenizer_dir),
+                      precision=precision, device="cpu")
+if warm:
+    predictor.warm_up()
+image = np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)
+for question in questions:
+    print("=== request", flush=True)
     with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON_CREATION):
         predictor.set_image(image)
         predictor.predict(question)
-    return capfd.readouterr().out.count("create:cache_miss")
+    sys.stdout.flush()
+"""
+
+
+def primitive_creations(precision: str, warm: bool) -> list[int]:
+    """oneDNN primitives created by each of the two requests of a fresh process."""
+    out = subprocess.run([sys.executable, "-c", CHILD, precision, "warm" if warm else "cold", str(E2E), *QUESTIONS],
+                         capture_output=True, text=True, check=True, cwd=REPO).stdout
+    return [part.count("create:cache_miss") for part in out.split("=== request")[1:]]
 
 
 def fresh_predictor(tokenizer, precision: str) -> Predictor:
@@ -38,16 +62,11 @@ PRECISIONS = ["fp32"] + (["bf16"] if cpu_has_native_bf16() else [])
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-def test_first_question_creates_no_more_kernels_than_the_second(capfd, e2e_tokenizer, precision):
-    image = np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)
-    cold = fresh_predictor(e2e_tokenizer, precision)
-    cold_counts = [primitive_creations(capfd, cold, image, q) for q in QUESTIONS]
-    assert cold_counts[0] > cold_counts[1]  # the penalty exists without warm-up
-
-    warm = fresh_predictor(e2e_tokenizer, precision)
-    warm.warm_up()
-    warm_counts = [primitive_creations(capfd, warm, image, q) for q in QUESTIONS]
-    assert warm_counts[0] <= warm_counts[1]
+def test_first_question_creates_no_more_kernels_than_the_second(precision):
+    cold = primitive_creations(precision, warm=False)
+    assert cold[0] > cold[1]  # the penalty exists without warm-up
+    warm = primitive_creations(precision, warm=True)
+    assert len(warm) == 2 and warm[0] <= warm[1]
 
 
 def test_warm_up_runs_the_whole_path_once_and_forgets_its_image(e2e_tokenizer):
