@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import processing
+from .constants import EMPTY_TARGET_ANSWER
 from .errors import InputError
 from .model import ImageFeatures, SegEarthR1, generation
 from .model.language import split_at_refer
@@ -270,17 +271,21 @@ class Predictor:
         canvas_probability = _sigmoid(canvas_logits)
         timings["postprocess"] = time.perf_counter() - start
 
+        mask = probability > threshold
         text = None
         if answer and self.config.answers:
             start = time.perf_counter()
-            tokens = generation.generate_answer(self.model.llm, state.prefix, question_embeds,
-                                                self._lead_in, self._stop_ids)
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            text = self._answer(state, question_embeds) if mask.any() else EMPTY_TARGET_ANSWER
             timings["answer"] = time.perf_counter() - start
         return Prediction(
-            mask=probability > threshold, probability=probability, threshold=threshold, answer=text,
+            mask=mask, probability=probability, threshold=threshold, answer=text,
             timings=timings, provenance=self._provenance(question), canvas_probability=canvas_probability,
         )
+
+    def _answer(self, state: _ImageState, question_embeds: torch.Tensor) -> str:
+        tokens = generation.generate_answer(self.model.llm, state.prefix, question_embeds,
+                                            self._lead_in, self._stop_ids)
+        return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
     def _question_ids(self, question: str) -> list[int]:
         if not isinstance(question, str) or not question.strip():

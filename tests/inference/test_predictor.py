@@ -85,6 +85,21 @@ def test_answer_and_provenance(predictor):
     assert "answer" in prediction.timings
 
 
+def test_the_answer_follows_the_mask(predictor):
+    """An empty mask is answered with the empty-target sentence, without generating; a mask with
+    something in it gets generated text."""
+    from segearth.model import generation
+
+    predictor.set_image(scene(64, 64))
+    with mock.patch.object(generation, "generate_answer", wraps=generation.generate_answer) as spy:
+        empty = predictor.predict(QUESTION, threshold=1 - 1e-7)
+        assert not empty.found and empty.answer == constants.EMPTY_TARGET_ANSWER
+        assert spy.call_count == 0
+        full = predictor.predict(QUESTION, threshold=1e-7)
+        assert full.found and spy.call_count == 1
+        assert full.answer != constants.EMPTY_TARGET_ANSWER
+
+
 def test_referring_checkpoints_say_they_give_no_answer(tmp_path, e2e_tokenizer):
     from segearth.config import SegEarthConfig
     from segearth.model import SegEarthR1
