@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from huggingface_hub import load_state_dict_from_file, save_torch_state_dict
 
 from . import constants
 from .config import SegEarthConfig, from_released_config
@@ -106,37 +105,36 @@ def read_config(folder: Path) -> tuple[SegEarthConfig, bool]:
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """Safetensors (single or sharded), or a .bin read with ``weights_only`` (never arbitrary
-    pickles)."""
-    if (folder / "model.safetensors").is_file():
-        return _load_safetensors(folder / "model.safetensors")
+    pickles); huggingface_hub reads each file."""
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        state: dict[str, torch.Tensor] = {}
-        for shard in shards:
-            state.update(_load_safetensors(folder / shard))
-        return state
     singles = sorted(folder.glob("*.safetensors"))
-    if len(singles) == 1:
-        return _load_safetensors(singles[0])
-    if (folder / "pytorch_model.bin").is_file():
-        try:
-            return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unpickling failure means "not plain tensors"
-            raise CheckpointError(
-                f"{folder / 'pytorch_model.bin'} is not a plain tensor file ({type(err).__name__}); "
-                "we do not unpickle arbitrary objects. Convert it to safetensors."
-            ) from None
-    raise CheckpointError(f"{folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}.")
+    if (folder / "model.safetensors").is_file():
+        files = [folder / "model.safetensors"]
+    elif index.is_file():
+        files = [folder / shard for shard in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    elif len(singles) == 1:
+        files = singles
+    elif (folder / "pytorch_model.bin").is_file():
+        files = [folder / "pytorch_model.bin"]
+    else:
+        raise CheckpointError(f"{folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}.")
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        state.update(_read_weights(file))
+    return state
 
 
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    pickled = path.suffix == ".bin"
     try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path.name} is damaged or incomplete ({err}). Download it again."
-        ) from None
+        return load_state_dict_from_file(path, map_location="cpu", weights_only=True, safe=not pickled)
+    except Exception as err:  # noqa: BLE001 - any failure to read means a damaged or unsafe file
+        if pickled:
+            raise CheckpointError(
+                f"{path.name} is not a plain tensor file ({type(err).__name__}); we do not unpickle "
+                "arbitrary objects. Convert it to safetensors."
+            ) from None
+        raise CheckpointError(f"{path.name} is damaged or incomplete ({err}). Download it again.") from None
 
 
 def convert_released(state: dict[str, torch.Tensor], num_heads: int) -> dict[str, torch.Tensor]:
@@ -215,7 +213,8 @@ def save(model: SegEarthR1, folder: str | os.PathLike, tokenizer=None, extra: di
     folder.mkdir(parents=True, exist_ok=True)
     tied = tied_duplicates(model)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in tied}
-    save_file(state, str(folder / constants.WEIGHTS_NAME), metadata={"format": "pt"})
+    # huggingface_hub writes model.safetensors, or shards plus an index above 5 GB
+    save_torch_state_dict(state, folder, metadata={"format": "pt"})
     config = json.loads(model.config.to_json())
     if extra:
         config.update(extra)
