@@ -38,7 +38,8 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
     `limits.queue_size` waiting runs a visitor is told the queue is full."""
     config = config or AppConfig.from_env()
     h = handlers or Handlers(config)
-    h.models.preload(config.checkpoint, config.precision, config.name_of(config.checkpoint))  # load and warm up at start-up
+    # load and warm up the default model at start-up, so the first visitor does not pay for it
+    h.models.preload(config.checkpoint, config.precision, config.name_of(config.checkpoint))
     static_files.register(EXAMPLES_DIR)
     precisions = [(PRECISION_LABELS.get(p, p), p) for p in PRECISIONS]
     # Labels are the values too: the page (and its config) never carries a server path.
