@@ -13,7 +13,6 @@ from typing import Any
 from segearth.geo import GeoImage, Result
 from segearth.metrics import intersection_union, sample_iou
 from segearth.predictor import Prediction
-from segearth.regions import MIN_REGION_PX
 
 
 @dataclass
@@ -34,7 +33,6 @@ class Run:
     answers: list[Answer] = field(default_factory=list)  # 1, or 2 in compare mode
     timings: dict[str, float | None] = field(default_factory=dict)  # before the model
     backdrop: dict | None = None  # map layer of a georeferenced upload, shown under the mask
-    min_region_px: int = MIN_REGION_PX
     time_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -46,8 +44,7 @@ class Run:
         """The run at `threshold`: one segearth Result per answer."""
         return RunView(self, threshold, [
             Result.from_prediction(answer.prediction, self.geo, self.question, threshold,
-                                   checkpoint=answer.checkpoint, time_utc=self.time_utc,
-                                   min_region_px=self.min_region_px)
+                                   checkpoint=answer.checkpoint, time_utc=self.time_utc)
             for answer in self.answers])
 
 
