@@ -157,8 +157,16 @@ class SegEarthConfig:
     task: str = "reasoning"
     #: Whether the checkpoint was trained with an answer loss (its generated text means something).
     answers: bool = True
+    #: Smallest region a mask keeps, as a share of the square canvas (of the longer side squared
+    #: at the image's own size): smaller 4-connected regions are this checkpoint's threshold
+    #: noise and are removed, so a mask of specks is "no target" (not found, the empty-target
+    #: answer). 0 keeps every pixel, as the authors' code does (released checkpoints); the demo
+    #: model sets it from a calibration set (README, "The bundled demo model").
+    min_region_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.min_region_fraction < 1.0:
+            raise ValueError(f"min_region_fraction must be within [0, 1), not {self.min_region_fraction}")
         if self.image_size % (32 * 2**self.connector.depth):
             raise ValueError(
                 f"image_size {self.image_size} must be a multiple of {32 * 2**self.connector.depth} "

@@ -22,7 +22,7 @@ from .constants import EMPTY_TARGET_ANSWER
 from .errors import InputError
 from .model import ImageFeatures, SegEarthR1, generation
 from .model.language import split_at_refer
-from .regions import Region, find_regions
+from .regions import Region, drop_small_regions, find_regions, min_region_pixels
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -40,7 +40,7 @@ WARM_UP_QUESTION = "Where is the warm-up target?"
 class Prediction:
     """What one question about one image gives back, everything at the image's own size."""
 
-    mask: np.ndarray  # (H, W) bool: probability > threshold
+    mask: np.ndarray  # (H, W) bool: probability > threshold, regions under min_region_fraction removed
     probability: np.ndarray  # (H, W) float32 in [0, 1]
     threshold: float  # on the probability; 0.5 is the authors' "logit > 0"
     answer: str | None  # None for checkpoints trained without an answer loss
@@ -48,6 +48,8 @@ class Prediction:
     provenance: dict[str, Any] = field(default_factory=dict)  # checkpoint, precision, device, ...
     #: The authors' frame: the model's probability on the padded square canvas.
     canvas_probability: np.ndarray | None = None
+    #: The checkpoint's `SegEarthConfig.min_region_fraction`, applied to every mask derived here.
+    min_region_fraction: float = 0.0
 
     @property
     def found(self) -> bool:
@@ -57,7 +59,9 @@ class Prediction:
     @property
     def canvas_mask(self) -> np.ndarray | None:
         """The authors' output: the mask on the padded canvas (what their metrics use)."""
-        return None if self.canvas_probability is None else self.canvas_probability > self.threshold
+        if self.canvas_probability is None:
+            return None
+        return threshold_mask(self.canvas_probability, self.threshold, self.min_region_fraction)
 
     @property
     def regions(self) -> list[Region]:
@@ -67,7 +71,8 @@ class Prediction:
     def with_threshold(self, threshold: float) -> "Prediction":
         """The same prediction re-thresholded without running the model."""
         _check_threshold(threshold)
-        return replace(self, mask=self.probability > threshold, threshold=threshold)
+        return replace(self, mask=threshold_mask(self.probability, threshold, self.min_region_fraction),
+                       threshold=threshold)
 
 
 @dataclass
@@ -76,6 +81,11 @@ class _ImageState:
     features: ImageFeatures
     prefix: generation.PromptPrefix  # the LLM's cache over the prompt up to the question
     seconds: dict[str, float]
+
+
+def threshold_mask(probability: np.ndarray, threshold: float, min_region_fraction: float) -> np.ndarray:
+    """probability > threshold, without the regions under ``min_region_fraction``."""
+    return drop_small_regions(probability > threshold, min_region_pixels(min_region_fraction, probability.shape))
 
 
 def _check_threshold(threshold: float) -> None:
@@ -271,7 +281,7 @@ class Predictor:
         canvas_probability = _sigmoid(canvas_logits)
         timings["postprocess"] = time.perf_counter() - start
 
-        mask = probability > threshold
+        mask = threshold_mask(probability, threshold, self.config.min_region_fraction)
         text = None
         if answer and self.config.answers:
             start = time.perf_counter()
@@ -280,6 +290,7 @@ class Predictor:
         return Prediction(
             mask=mask, probability=probability, threshold=threshold, answer=text,
             timings=timings, provenance=self._provenance(question), canvas_probability=canvas_probability,
+            min_region_fraction=self.config.min_region_fraction,
         )
 
     def _answer(self, state: _ImageState, question_embeds: torch.Tensor) -> str:

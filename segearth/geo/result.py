@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..fileio import atomic_path
 from ..outputs import save_png
-from ..regions import MIN_REGION_PX, Region, Regions, find_regions
+from ..regions import MIN_REGION_PX, Region, Regions, find_regions, min_region_pixels
 from ..visualize import blend, probability_image
 from .raster import GeoImage
 from .vectors import (
@@ -75,7 +75,11 @@ class Result:
                         threshold: float | None = None, checkpoint: str | None = None,
                         **kwargs: Any) -> Result:
         """The Result of a `Prediction` for ``question`` about ``geo``, at the prediction's threshold unless
-        another is given; ``checkpoint`` names the model (default: the predictor's)."""
+        another is given; ``checkpoint`` names the model (default: the predictor's). Regions
+        under the checkpoint's own noise floor (`SegEarthConfig.min_region_fraction`) are dropped
+        too, so the Result finds a target exactly when the prediction does."""
+        floor = min_region_pixels(prediction.min_region_fraction, prediction.probability.shape)
+        kwargs["min_region_px"] = max(kwargs.get("min_region_px", MIN_REGION_PX), floor)
         return cls(question=question,
                    probability=prediction.probability,
                    threshold=prediction.threshold if threshold is None else threshold,

@@ -12,7 +12,7 @@ from shapely.geometry import Point, Polygon, box, shape
 
 from segearth.errors import InputError
 from segearth.geo import GeoImage, Result, predict_geo, write_result
-from segearth.predictor import Prediction
+from segearth.predictor import Prediction, threshold_mask
 from segearth.regions import find_regions
 
 from .synthetic import RED_BOX, RedPredictor
@@ -56,6 +56,25 @@ def test_prediction_regions_are_largest_first():
     prediction = Prediction(mask=probability > 0.5, probability=probability, threshold=0.5,
                             answer=None)
     assert [(r.rank, r.pixels) for r in prediction.regions] == [(1, 12), (2, 4)]
+
+
+def test_a_checkpoints_noise_floor_drops_small_regions_everywhere():
+    """min_region_fraction 0.03 of a 12 x 14 map is ceil(0.03 * 14**2) = 6 px: B (4 px) goes from
+    the prediction's mask, its re-thresholded copies, its canvas mask and its Result; A stays."""
+    probability = known_map()
+    only_a = np.zeros_like(probability, bool)
+    only_a[1:4, 2:6] = True
+    assert np.array_equal(threshold_mask(probability, 0.5, 0.03), only_a)
+    assert np.array_equal(threshold_mask(probability, 0.5, 0.0), probability > 0.5)
+    prediction = Prediction(mask=threshold_mask(probability, 0.5, 0.03), probability=probability,
+                            threshold=0.5, answer=None, canvas_probability=probability,
+                            min_region_fraction=0.03)
+    assert np.array_equal(prediction.with_threshold(0.5).mask, only_a)
+    assert np.array_equal(prediction.canvas_mask, only_a)
+    result = Result.from_prediction(prediction, GeoImage(np.zeros((12, 14, 3), np.uint8)), "q")
+    assert result.min_region_px == 6 and [r.pixels for r in result.regions] == [12]
+    nothing = prediction.with_threshold(0.85)  # only A's 0.95 pixel and C's 0.9 pixel are left
+    assert not nothing.found and not nothing.canvas_mask.any()
 
 
 def test_result_clips_to_valid_pixels_and_records_pixel_boxes(tmp_path):

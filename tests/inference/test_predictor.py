@@ -100,6 +100,24 @@ def test_the_answer_follows_the_mask(predictor):
         assert full.answer != constants.EMPTY_TARGET_ANSWER
 
 
+def test_a_mask_of_specks_under_the_noise_floor_is_no_target(predictor, monkeypatch):
+    """With `min_region_fraction` 0.99 a mask of scattered pixels (threshold at the median
+    probability) has no region large enough: not found, and answered as absent without
+    generating; at 0 the same threshold finds half the pixels."""
+    from dataclasses import replace
+
+    from segearth.model import generation
+
+    predictor.set_image(scene(64, 64))
+    median = float(np.median(predictor.predict(QUESTION, answer=False).probability))
+    assert predictor.predict(QUESTION, threshold=median, answer=False).mask.mean() == pytest.approx(0.5, abs=0.01)
+    monkeypatch.setattr(predictor, "config", replace(predictor.config, min_region_fraction=0.99))
+    with mock.patch.object(generation, "generate_answer", wraps=generation.generate_answer) as spy:
+        specks = predictor.predict(QUESTION, threshold=median)
+    assert not specks.found and not specks.canvas_mask.any() and spy.call_count == 0
+    assert specks.answer == constants.EMPTY_TARGET_ANSWER
+
+
 def test_referring_checkpoints_say_they_give_no_answer(tmp_path, e2e_tokenizer):
     from segearth.config import SegEarthConfig
     from segearth.model import SegEarthR1
