@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..regions import MIN_REGION_PX
+from ..regions import MIN_REGION_PX, min_region_pixels
 from .raster import GeoImage, RasterFile, read_raster
 from .result import Result, write_result
 from .tiled import predict_tiled
@@ -38,11 +38,13 @@ class _MostConfidentWindow:
     def __init__(self, predictor: PredictorLike, question: str, threshold: float):
         self.predictor, self.question, self.threshold = predictor, question, threshold
         self.score, self.image = -1.0, None
+        self.min_region_fraction = 0.0  # the checkpoint's noise floor, as its predictions say
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         self.predictor.set_image(rgb)
-        probability = self.predictor.predict(self.question, threshold=self.threshold,
-                                             answer=False).probability
+        prediction = self.predictor.predict(self.question, threshold=self.threshold, answer=False)
+        probability = prediction.probability
+        self.min_region_fraction = getattr(prediction, "min_region_fraction", 0.0)
         score = float(probability.max(initial=0.0))
         if score > self.score:
             self.score, self.image = score, rgb
@@ -68,9 +70,10 @@ def _segment(predictor: PredictorLike, grid: Georeferenced, question: str, thres
     windows = _MostConfidentWindow(predictor, question, threshold)
     probability = predict_tiled(windows, grid, window, overlap)
     answer, provenance = windows.answer()
+    floor = min_region_pixels(windows.min_region_fraction, (window, window))  # per window's canvas
     return Result(question, probability, threshold, answer, grid,
                   checkpoint=checkpoint or provenance.get("checkpoint"), provenance=provenance,
-                  tiled=True, min_region_px=min_region_px)
+                  tiled=True, min_region_px=max(min_region_px, floor))
 
 
 def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, question: str,
