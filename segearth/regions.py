@@ -9,7 +9,6 @@ threshold noise, not places) and counted.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +53,7 @@ class Regions:
 def min_region_pixels(min_region_fraction: float, shape: tuple[int, ...]) -> int:
     """`SegEarthConfig.min_region_fraction` in pixels of a map of ``shape``: a share of its
     longer side squared, which is the canvas's area at that map's scale."""
-    return math.ceil(min_region_fraction * max(shape) ** 2)
+    return round(min_region_fraction * max(shape) ** 2)
 
 
 def drop_small_regions(mask: np.ndarray, min_px: int) -> np.ndarray:

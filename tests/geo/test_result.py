@@ -59,7 +59,7 @@ def test_prediction_regions_are_largest_first():
 
 
 def test_a_checkpoints_noise_floor_drops_small_regions_everywhere():
-    """min_region_fraction 0.03 of a 12 x 14 map is ceil(0.03 * 14**2) = 6 px: B (4 px) goes from
+    """min_region_fraction 0.03 of a 12 x 14 map is round(0.03 * 14**2) = 6 px: B (4 px) goes from
     the prediction's mask, its re-thresholded copies, its canvas mask and its Result; A stays."""
     probability = known_map()
     only_a = np.zeros_like(probability, bool)
