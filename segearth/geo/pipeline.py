@@ -44,7 +44,7 @@ class _MostConfidentWindow:
         self.predictor.set_image(rgb)
         prediction = self.predictor.predict(self.question, threshold=self.threshold, answer=False)
         probability = prediction.probability
-        self.min_region_fraction = getattr(prediction, "min_region_fraction", 0.0)
+        self.min_region_fraction = prediction.min_region_fraction
         score = float(probability.max(initial=0.0))
         if score > self.score:
             self.score, self.image = score, rgb

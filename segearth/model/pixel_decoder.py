@@ -51,10 +51,9 @@ def deformable_sample(value: torch.Tensor, shapes: list[tuple[int, int]], locati
     2.5-3x faster at the released size on a CPU (README, "Speed and memory"). Training keeps
     `grid_sample`, whose backward is about 5x faster than embedding_bag's.
     """
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (value, locations, weights)):
-        sampled = _sample_with_grid_sample(value.to(locations.dtype), shapes, locations, weights.to(locations.dtype))
-    else:
-        sampled = _sample_with_embedding_bag(value.to(locations.dtype), shapes, locations, weights.to(locations.dtype))
+    training = torch.is_grad_enabled() and any(t.requires_grad for t in (value, locations, weights))
+    kernel = _sample_with_grid_sample if training else _sample_with_embedding_bag
+    sampled = kernel(value.to(locations.dtype), shapes, locations, weights.to(locations.dtype))
     return sampled.to(value.dtype)
 
 
