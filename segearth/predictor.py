@@ -181,6 +181,7 @@ class Predictor:
         self._prefix_segments, self._lead_in = split_at_refer(segments)
         self._stop_ids = [processing.seg_token_id(tokenizer), tokenizer.eos_token_id]
         self._image: _ImageState | None = None
+        self._text_start: generation.PromptPrefix | None = None  # kept by the first set_image
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, precision: str = "auto", device: str | None = None,
@@ -205,7 +206,10 @@ class Predictor:
         created, transformers' lazily built generation and masking code loaded and the
         allocator's pools grown, and costs what a later question costs.
         """
-        self.set_image(np.zeros((32, 32, 3), np.uint8))
+        self.set_image(np.zeros((32, 32, 3), np.uint8))  # the first image reads the whole prefix
+        # later images read it from the system prompt's cache on: other shapes, other kernels
+        generation.read_prefix(self.model.llm, self._prefix_segments, self._image.features.visual_tokens[0],
+                               self._text_start)
         self.predict(WARM_UP_QUESTION, answer=self.config.answers)
         self._image = None
 
@@ -216,8 +220,8 @@ class Predictor:
         if device != self.device:
             self.model.to(device)
             self.device = device
-            if self._image is not None:  # its cache and features were made on the old device
-                self._image = None
+            self._image = None  # its cache and features were made on the old device
+            self._text_start = None
         return self
 
     def _place(self, model: SegEarthR1) -> SegEarthR1:
@@ -248,7 +252,10 @@ class Predictor:
         seconds["image_features"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        prefix = generation.read_prefix(self.model.llm, self._prefix_segments, features.visual_tokens[0])
+        prefix = generation.read_prefix(self.model.llm, self._prefix_segments, features.visual_tokens[0],
+                                        self._text_start)
+        if self._text_start is None:  # the same for every image: kept from the first (`warm_up`'s)
+            self._text_start = generation.text_before_image(prefix, self._prefix_segments)
         seconds["prompt_prefix"] = time.perf_counter() - start
         self._image = _ImageState(geometry, features, prefix, seconds)
 

@@ -12,6 +12,7 @@ run) with two stopping rules of ours: the stop tokens ([SEG], end of text) and `
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -47,12 +48,32 @@ def embed_segments(llm: nn.Module, segments: list[PromptSegment],
     return splice_prompt(segments, llm.get_input_embeddings(), visual_tokens, refer_ids=[]).embeds[None]
 
 
-def read_prefix(llm: nn.Module, segments: list[PromptSegment], visual_tokens: torch.Tensor) -> PromptPrefix:
-    """Run the prompt up to the question (`segments`, `visual_tokens` (T, D)) and keep its cache."""
+def read_prefix(llm: nn.Module, segments: list[PromptSegment], visual_tokens: torch.Tensor,
+                text_start: PromptPrefix | None = None) -> PromptPrefix:
+    """Run the prompt up to the question (`segments`, `visual_tokens` (T, D)) and keep its cache.
+    With `text_start` (see `text_before_image`) only what follows it runs, on a copy of its
+    cache: the LLM is causal, so the result is the same, bit for bit."""
     embeds = embed_segments(llm, segments, visual_tokens)
-    cache = DynamicCache(config=llm.config)
-    llm.model(inputs_embeds=embeds, cache=cache, use_cache=True)
+    cache = copy.deepcopy(text_start.cache) if text_start else DynamicCache(config=llm.config)
+    llm.model(inputs_embeds=embeds[:, cache.get_seq_length():], cache=cache, use_cache=True)
     return PromptPrefix(cache, embeds)
+
+
+def text_before_image(prefix: PromptPrefix, segments: list[PromptSegment]) -> PromptPrefix | None:
+    """The part of a freshly read prefix before the image (the system prompt: 53 of the released
+    model's 129 prefix tokens), which every later image's prefix can start from; None if the
+    prompt opens with the image.
+
+    Cut from a whole prefix rather than read alone: the CPU kernels (oneDNN's matrix products,
+    SDPA's blocks) are chosen by sequence length, so a 53-token run rounds differently from
+    the first 53 rows of a 129-token one, which bf16 turns into different masks."""
+    kinds = [s.kind for s in segments]
+    length = sum(len(s.ids) for s in segments[:kinds.index("image")]) if "image" in kinds else 0
+    if not length:
+        return None
+    cache = copy.deepcopy(prefix.cache)
+    cache.crop(length - cache.get_seq_length())
+    return PromptPrefix(cache, prefix.embeds[:, :length])
 
 
 def read_question(llm: nn.Module, prefix: PromptPrefix, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,7 @@ from unittest import mock
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from segearth import constants
@@ -217,3 +218,24 @@ def test_bad_checkpoints_and_precisions(tiny_checkpoint, tmp_path):
         Predictor.from_pretrained("no such checkpoint!", device="cpu")
     with pytest.raises(CheckpointError, match="config.json"):
         Predictor.from_pretrained(tmp_path, device="cpu")
+
+
+def test_later_images_run_only_what_follows_the_system_prompt(tiny_checkpoint):
+    """The text before the image is the same for every image: the first image's prefix leaves
+    its cache behind, and a later image runs only its visual tokens and the rest, to the same
+    prefix cache as a whole run."""
+    predictor = Predictor.from_pretrained(tiny_checkpoint, precision="fp32", device="cpu")
+    llm = predictor.model.llm
+    with mock.patch.object(llm.model, "forward", wraps=llm.model.forward) as body:
+        predictor.set_image(scene(150, 200, seed=3))
+        whole = body.call_args.kwargs["inputs_embeds"].shape[1]
+        predictor.set_image(scene(210, 120, seed=4))
+        later = body.call_args.kwargs["inputs_embeds"].shape[1]
+    system = sum(len(s.ids) for s in predictor._prefix_segments[:1])
+    assert predictor._prefix_segments[1].kind == "image" and system > 20
+    assert whole == predictor._image.prefix.length and later == whole - system
+    fresh = Predictor.from_pretrained(tiny_checkpoint, precision="fp32", device="cpu")
+    fresh.set_image(scene(210, 120, seed=4))
+    for ours, theirs in zip(predictor._image.prefix.cache.layers, fresh._image.prefix.cache.layers):
+        torch.testing.assert_close(ours.keys, theirs.keys, atol=1e-5, rtol=0)
+        torch.testing.assert_close(ours.values, theirs.values, atol=1e-5, rtol=0)

@@ -92,3 +92,20 @@ def test_bf16_values_are_sampled_in_float32_and_returned_in_bf16():
         exact = deformable_sample(value.bfloat16().double(), SHAPES, locations, weights.bfloat16().double())
     assert ours.dtype == torch.bfloat16
     torch.testing.assert_close(ours.double(), exact, rtol=1e-2, atol=2e-2)
+
+
+def test_locations_far_outside_or_nan_read_zeros():
+    """The inference kernel clamps locations onto a zero border around each map; a location
+    far outside (or NaN, from a broken checkpoint) must read zeros, never another map's rows."""
+    value, locations, weights = inputs(6)
+    locations[0, :5] = float("nan")
+    locations[1, :5], locations[1, 5:10] = 1e6, -1e6
+    locations[1, 10:15, ..., 0] = 1.0 + 0.6 / 5  # >= 0.6 px past every map's right edge
+    with torch.no_grad():
+        ours = deformable_sample(value, SHAPES, locations, weights)
+    assert torch.count_nonzero(ours[0, :5]) == 0 and torch.count_nonzero(ours[1, :15]) == 0
+    kept = locations.clone()
+    kept[0, :5] = 0.5
+    trained = deformable_sample(value.requires_grad_(), SHAPES, kept, weights).detach()
+    torch.testing.assert_close(ours[0, 5:], trained[0, 5:], rtol=0, atol=1e-12)
+    torch.testing.assert_close(ours[1, 15:], trained[1, 15:], rtol=0, atol=1e-12)
