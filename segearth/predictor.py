@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import processing
+from . import cpu_linear, processing
 from .constants import EMPTY_TARGET_ANSWER
 from .errors import InputError
 from .model import ImageFeatures, SegEarthR1, generation
@@ -225,6 +225,7 @@ class Predictor:
         return self
 
     def _place(self, model: SegEarthR1) -> SegEarthR1:
+        cpu_linear.route_linears(model.encoder, model.llm)  # fp32 on a CPU: oneDNN's kernel (see there)
         if self.precision in _DTYPES:
             return model.to(self.device, _DTYPES[self.precision])
         # int8 / int4: LLM weights quantised; its other tensors in the compute dtype
