@@ -7,7 +7,8 @@ variant runs in a fresh process, so no variant inherits another's warm kernels o
   baseline      fp32, no cache, no warm-up: the whole pipeline for every question, as the
                 authors' code runs it, with their CPU deformable attention (Mask2Former's
                 pure-PyTorch fallback samples with `grid_sample`: our training kernel, forced
-                here); question 1 is this process's cold start, the baseline is the mean of
+                here) and PyTorch's default fp32 linears (MKL; `segearth.cpu_linear` is
+                switched off); question 1 is this process's cold start, the baseline is the mean of
                 questions 2 and 3, the cost of an uncached question once warm
   fp32 / bf16   ours: load + `warm_up()` (reported apart), then the first question on a new
                 image (`set_image` + `predict`) and two follow-ups (`predict` only)
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from predictor_cache import QUESTIONS, PeakMemory, random_tokenizer
 
-from segearth import processing
+from segearth import cpu_linear, processing
 from segearth.config import SegEarthConfig
 from segearth.model import SegEarthR1, pixel_decoder
 from segearth.predictor import Predictor
@@ -100,8 +101,10 @@ def run(variant: str, device: str | None, answers: bool, small: bool, image: np.
     config = SegEarthConfig.tiny() if small else SegEarthConfig.released()
     precision = "fp32" if variant == "baseline" else variant
     rows, stages = [], {}
-    if variant == "baseline":  # the authors' sampler, for the rest of this (baseline-only) process
+    if variant == "baseline":  # the authors' kernels, for the rest of this (baseline-only) process:
+        # grid_sample for deformable attention, PyTorch's default (MKL) for fp32 linears
         mock.patch.object(pixel_decoder, "_sample_with_embedding_bag", pixel_decoder._sample_with_grid_sample).start()
+        mock.patch.object(cpu_linear, "route_linears", lambda *parts: 0).start()
     with PeakMemory(torch.device(device or "cpu")) as m:
         predictor = Predictor(SegEarthR1(config), tokenizer, precision=precision, device=device, checkpoint="random")
         if variant != "baseline":
