@@ -119,14 +119,12 @@ def mask_loss(logits: torch.Tensor, targets: torch.Tensor, config: LossConfig) -
     return point_losses(point_logits, point_targets, config).mean()
 
 
-def answer_loss(lm_logits: torch.Tensor, lm_labels: torch.Tensor) -> torch.Tensor:
-    """Token cross-entropy where labels are set; the logits at p predict the token at p + 1.
-    Zero (with a graph) when no position is supervised."""
-    logits = lm_logits[:, :-1].float()
-    labels = lm_labels[:, 1:]
-    if not (labels != -100).any():
+def answer_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Token cross-entropy of the answer rows (`SegEarthOutput.answer_logits` (N, vocab) against
+    `answer_targets` (N,)). Zero (with a graph) when no position is supervised."""
+    if not targets.numel():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    return F.cross_entropy(logits.float(), targets)
 
 
 def segmentation_losses(masks: MaskOutput, targets: torch.Tensor, config: LossConfig) -> dict[str, torch.Tensor]:
@@ -155,6 +153,6 @@ def training_loss(output: SegEarthOutput, targets: torch.Tensor, config: LossCon
     """Every term by name plus their sum under ``"loss"``. ``targets`` (B, S, S) on the canvas."""
     losses = segmentation_losses(output.masks, targets, config)
     if with_answer:
-        losses["answer"] = config.answer_weight * answer_loss(output.lm_logits, output.lm_labels)
+        losses["answer"] = config.answer_weight * answer_loss(output.answer_logits, output.answer_targets)
     losses["loss"] = sum(losses.values())
     return losses

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, DynamicCache, PreTrainedModel
 
 from ..config import LLMConfig
 from ..processing import PromptSegment
@@ -69,6 +69,25 @@ def splice_prompt(segments: list[PromptSegment], embed: nn.Embedding, visual_tok
                 break
             add(answer_ids, supervised=True)
     return SplicedPrompt(torch.cat(pieces), refer, torch.cat(labels))
+
+
+def read_batch(llm: PreTrainedModel, opening: list[PromptSegment], embeds: torch.Tensor,
+               attention: torch.Tensor) -> torch.Tensor:
+    """The final hidden states (B, L, D) of a batch of prompts that all start with the text
+    segments `opening` (maybe none), followed by their own `embeds` (B, L, D) and padding mask.
+
+    Why: the system prompt is the same in every prompt and over half of the tokens a training
+    batch reads (113 of about 210 with the demo model's tokenizer). It is read once and its cache
+    repeated over the batch; the LLM is causal, so what follows gets the same states up to
+    rounding, and the gradient of every copy flows back into the one reading."""
+    if not opening:
+        return llm.model(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
+    cache = DynamicCache(config=llm.config)
+    start = splice_prompt(opening, llm.get_input_embeddings(), None, refer_ids=[]).embeds[None]
+    llm.model(inputs_embeds=start, cache=cache, use_cache=True)
+    cache.batch_repeat_interleave(embeds.shape[0])
+    attention = torch.cat([attention.new_ones(embeds.shape[0], start.shape[1]), attention], 1)
+    return llm.model(inputs_embeds=embeds, attention_mask=attention, cache=cache, use_cache=True).last_hidden_state
 
 
 def split_at_refer(segments: list[PromptSegment]) -> tuple[list[PromptSegment], list[PromptSegment]]:

@@ -17,7 +17,7 @@ from ..processing import PromptSegment
 from .connector import TokenCompressionConnector
 from .d_projector import DProjector, PooledProjector
 from .encoder import SwinEncoder
-from .language import build_llm, splice_prompt
+from .language import build_llm, read_batch, splice_prompt
 from .mask_decoder import MaskDecoder
 from .pixel_decoder import PixelDecoder
 
@@ -50,8 +50,8 @@ class MaskOutput:
 @dataclass
 class SegEarthOutput:
     masks: MaskOutput
-    lm_logits: torch.Tensor  # (B, L, vocab)
-    lm_labels: torch.Tensor  # (B, L), -100 where no answer loss
+    answer_logits: torch.Tensor  # (N, vocab): the LM head where the next token is an answer token
+    answer_targets: torch.Tensor  # (N,) those tokens; N = 0 without teacher-forced answers
     description_states: torch.Tensor  # (B, R, D_llm), padded
     description_mask: torch.Tensor  # (B, R)
 
@@ -110,14 +110,26 @@ class SegEarthR1(nn.Module):
                 prompts: list[PromptInputs]) -> SegEarthOutput:
         image = self.encode_image(pixel_values)
         embed = self.llm.get_input_embeddings()
-        spliced = [splice_prompt(segments, embed, tokens, p.refer_ids, p.answer_ids)
+        shared, own = self._shared_opening(segments, len(prompts))
+        spliced = [splice_prompt(own, embed, tokens, p.refer_ids, p.answer_ids)
                    for tokens, p in zip(image.visual_tokens, prompts)]
         embeds, attention, labels = _pad_batch(spliced)
-        hidden = self.llm.model(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
-        lm_logits = self.llm.lm_head(hidden)
+        hidden = read_batch(self.llm, shared, embeds, attention)  # (B, L, D), L after the shared text
+        predicting, targets = answer_rows(hidden, labels)
         states, mask = _gather_refer(hidden, [s.refer for s in spliced])
         description = self.describe(states, mask, image.res5)
-        return SegEarthOutput(self.decode(description, image), lm_logits, labels, states, mask)
+        return SegEarthOutput(self.decode(description, image), self.llm.lm_head(predicting), targets, states, mask)
+
+
+    def _shared_opening(self, segments: list[PromptSegment], batch: int
+                        ) -> tuple[list[PromptSegment], list[PromptSegment]]:
+        """(the text every prompt opens with, the rest). The opening is read once per batch (see
+        `read_batch`); not for a single prompt, where there is nothing to share, nor under
+        gradient checkpointing, which runs the LLM without a cache."""
+        if batch == 1 or self.llm.is_activation_checkpointing:
+            return [], segments
+        n = next((i for i, s in enumerate(segments) if s.kind != "text"), len(segments))
+        return segments[:n], segments[n:]
 
 
 def _pad_batch(spliced) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -132,6 +144,16 @@ def _pad_batch(spliced) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = s.embeds.shape[0]
         embeds[i, :n], attention[i, :n], labels[i, :n] = s.embeds, 1, s.labels
     return embeds, attention, labels
+
+
+def answer_rows(hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """hidden (B, L, D), labels (B, L) -> (the states that predict an answer token (N, D), those
+    tokens (N,)): the state at p predicts the token at p + 1. Only these rows go through the LM
+    head, a sixth of a demo batch's positions: the head's product and softmax over every
+    position took 4 % of a training step."""
+    targets = labels[:, 1:]
+    predicting = targets != -100
+    return hidden[:, :-1][predicting], targets[predicting]
 
 
 def _gather_refer(hidden: torch.Tensor, spans: list[slice]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from segearth.checkpoints import load, save
 from segearth.config import ConnectorConfig, LLMConfig, SegEarthConfig
 from segearth.errors import CheckpointError
+from segearth.losses import answer_loss
 from segearth.model import PromptInputs, SegEarthR1
 from segearth.processing import PromptSegment
 
@@ -53,13 +54,13 @@ def test_ablation_shapes_backward_and_round_trip(name, tmp_path, e2e_tokenizer):
     assert all(p.shape == (2, queries, 32, 32) for p in out.masks.predictions)
     assert out.masks.logits.shape == (2, 32, 32)
     assert (out.masks.scores is None) == model.config.use_description_query
-    assert out.lm_logits.shape[:2] == out.lm_labels.shape and out.lm_logits.shape[-1] == 512
+    assert out.answer_logits.shape == (5, 512)  # the two answers and their [SEG]
+    assert out.answer_targets.tolist() == [11, 12, 510, 13, 510]
     assert out.description_mask.sum(1).tolist() == [4, 2]
-    assert (out.lm_labels != -100).sum().item() == 5  # the two answers and their [SEG]
     if name in VISUAL_TOKENS:
         assert model.encode_image(pixels).visual_tokens.shape == (2, VISUAL_TOKENS[name], 64)
 
-    loss = out.masks.logits.sigmoid().mean() + out.lm_logits.logsumexp(-1).mean()
+    loss = out.masks.logits.sigmoid().mean() + out.answer_logits.logsumexp(-1).mean()
     if out.masks.scores is not None:
         loss = loss + out.masks.scores.mean()
     loss.backward()
@@ -77,7 +78,7 @@ def test_ablation_shapes_backward_and_round_trip(name, tmp_path, e2e_tokenizer):
         a, b = model(pixels, SEGMENTS, PROMPTS), loaded(pixels, SEGMENTS, PROMPTS)
     for pa, pb in zip(a.masks.predictions, b.masks.predictions):
         assert torch.equal(pa, pb)
-    assert torch.equal(a.lm_logits, b.lm_logits)
+    assert torch.equal(a.answer_logits, b.answer_logits)
 
 
 def test_released_architecture_matches_the_official_key_list():
@@ -165,3 +166,35 @@ def test_not_a_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(CheckpointError, match="model_type 'bert'"):
         load(tmp_path)
+
+
+def test_text_shared_by_the_batch_is_read_once_with_the_same_outputs_and_gradients(monkeypatch):
+    """The batch reads the system prompt once (3 of SEGMENTS' tokens) and shares its cache;
+    every output and every gradient equals the prompts read whole."""
+    model = build("d0")
+    pixels = torch.randn(2, 3, 128, 128)
+    calls: list[int] = []
+    model.llm.model.register_forward_pre_hook(lambda m, a, kw: calls.append(kw["inputs_embeds"].shape[:2]),
+                                              with_kwargs=True)
+
+    def run():
+        model.zero_grad()
+        torch.manual_seed(1)  # the same drop-path draws in the Swin
+        out = model(pixels, SEGMENTS, PROMPTS)
+        (out.masks.logits.sigmoid().mean() + answer_loss(out.answer_logits, out.answer_targets)).backward()
+        return out, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    shared, shared_grads = run()
+    assert calls[0] == (1, 3) and calls[1][0] == 2
+    monkeypatch.setattr(SegEarthR1, "_shared_opening", lambda self, segments, batch: ([], segments))
+    whole, whole_grads = run()
+    assert calls[2] == (2, calls[1][1] + 3)
+
+    assert torch.equal(whole.answer_targets, shared.answer_targets)
+    torch.testing.assert_close(whole.answer_logits, shared.answer_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(whole.description_states, shared.description_states, atol=1e-5, rtol=1e-5)
+    for a, b in zip(whole.masks.predictions, shared.masks.predictions):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert shared_grads.keys() == whole_grads.keys()
+    for name, grad in whole_grads.items():
+        torch.testing.assert_close(shared_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)

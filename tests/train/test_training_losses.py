@@ -19,6 +19,7 @@ from segearth.losses import (
     uncertain_points,
 )
 from segearth.model import MaskOutput, SegEarthOutput
+from segearth.model.segearth_r1 import answer_rows
 
 SMALL = LossConfig(num_points=256)
 
@@ -79,31 +80,18 @@ def test_mask_loss_perfect_and_wrong_on_an_empty_target():
     assert logits.grad.abs().sum() > 0
 
 
-def test_answer_loss_is_shifted_by_one():
+def test_answer_rows_are_shifted_by_one_and_their_loss():
     labels = torch.tensor([[-100, 3, 1, -100]])
-    vocab = 5
-    shifted = torch.full((1, 4, vocab), -10.0)
-    shifted[0, 0, 3] = shifted[0, 1, 1] = 10.0  # logits at p predict the label at p + 1
-    unshifted = torch.full((1, 4, vocab), -10.0)
-    unshifted[0, 1, 3] = unshifted[0, 2, 1] = 10.0
-    assert answer_loss(shifted, labels).item() < 1e-3
-    assert answer_loss(unshifted, labels).item() > 10
-    assert answer_loss(shifted, torch.full((1, 4), -100)).item() == 0.0
+    hidden = torch.arange(4.0)[None, :, None]  # (1, 4, 1): each state holds its position
+    rows, targets = answer_rows(hidden, labels)
+    assert rows[:, 0].tolist() == [0.0, 1.0] and targets.tolist() == [3, 1]  # the state at p predicts p + 1
+    assert answer_rows(hidden, torch.full((1, 4), -100))[0].shape == (0, 1)
 
-
-def test_matching_picks_the_query_that_fits_and_scores_learn_it():
-    torch.manual_seed(0)
-    target = torch.zeros(1, 32, 32)
-    target[:, :, :16] = 1  # left half
-    right_half = torch.full((8, 8), -10.0)
-    right_half[:, 4:] = 10.0
-    queries = torch.stack([right_half, right_half.flip(-1), torch.full((8, 8), 10.0)])[None]  # (1, 3, 8, 8)
-    assert match_queries(queries, target, SMALL).tolist() == [1]
-    good = MaskOutput([queries], torch.tensor([[0.0, 10.0, 0.0]]))
-    bad = MaskOutput([queries], torch.tensor([[10.0, 0.0, 0.0]]))
-    assert segmentation_losses(good, target, SMALL)["score"] < 0.01
-    assert segmentation_losses(bad, target, SMALL)["score"] > 10
-    assert segmentation_losses(good, target, SMALL)["mask"] < 1.0  # the matched query fits
+    right = torch.full((2, 5), -10.0)
+    right[0, 3] = right[1, 1] = 10.0
+    assert answer_loss(right, targets).item() < 1e-3
+    assert answer_loss(right.flip(0), targets).item() > 10
+    assert answer_loss(torch.zeros(0, 5, requires_grad=True), torch.zeros(0, dtype=torch.long)).item() == 0.0
 
 
 def test_total_sums_every_prediction_and_the_answer():
@@ -111,9 +99,8 @@ def test_total_sums_every_prediction_and_the_answer():
     target = torch.zeros(1, 16, 16)
     prediction = torch.full((1, 1, 4, 4), 20.0)
     masks = MaskOutput([prediction, prediction, prediction], None)
-    lm_logits = torch.zeros(1, 3, 4)
-    labels = torch.tensor([[-100, 2, 2]])
-    output = SegEarthOutput(masks, lm_logits, labels, torch.zeros(1, 1, 2), torch.ones(1, 1, dtype=torch.bool))
+    output = SegEarthOutput(masks, torch.zeros(2, 4), torch.tensor([2, 2]), torch.zeros(1, 1, 2),
+                            torch.ones(1, 1, dtype=torch.bool))
     losses = training_loss(output, target, SMALL, with_answer=True)
     single = mask_loss(prediction[:, 0], target, SMALL)
     assert losses["mask"].item() == pytest.approx(3 * single.item(), rel=0.05)  # random points
