@@ -14,6 +14,8 @@ from typing import Any, Callable, NamedTuple
 import gradio as gr
 import numpy as np
 
+from segearth import checkpoints
+from segearth.config import SegEarthConfig
 from segearth.errors import InputError, SegEarthError
 from segearth.geo import Result
 from segearth.visualize import blend
@@ -106,9 +108,19 @@ class Handlers:
         self.examples = load_examples()
 
     # --- small events ----------------------------------------------------------------------
-    def banner(self, checkpoint: str) -> Any:
-        """The demo-model banner, visible exactly when the demo checkpoint is picked."""
-        return gr.update(visible=self.config.is_demo(checkpoint or ""))
+    def picked(self, checkpoint: str) -> tuple[Any, Any]:
+        """A checkpoint was picked: the demo-model banner, visible exactly for the demo model, and
+        the threshold slider at that checkpoint's own threshold (a typed custom one leaves it)."""
+        banner = gr.update(visible=self.config.is_demo(checkpoint or ""))
+        configured = self.config.configured(checkpoint or "")
+        return banner, gr.skip() if configured is None else self.threshold_of(configured)
+
+    @staticmethod
+    def threshold_of(checkpoint: str) -> float:
+        """The checkpoint's default threshold, read from its config when it is on this machine
+        (a folder or the hub cache); else 0.5, the authors' logit > 0."""
+        config = checkpoints.cached_config(checkpoint)
+        return SegEarthConfig.mask_threshold if config is None else config.mask_threshold
 
     @staticmethod
     def drew() -> str:

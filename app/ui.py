@@ -97,7 +97,8 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                     headers=messages.REGION_COLUMNS, label="Regions (click one to zoom to it)",
                     interactive=False, max_height=240, elem_id="regions")
                 summary = gr.Markdown(label="Summary", elem_id="summary")
-                threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
+                threshold = gr.Slider(0.05, 0.95, value=h.threshold_of(config.checkpoint), step=0.05,
+                                      label="Threshold",
                                       elem_id="threshold")
                 opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity",
                                     elem_id="opacity")
@@ -133,7 +134,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         upload.change(h.preview, upload, list(preview), api_name="preview")
         map_view.draw(h.drew, None, source, api_name=False)
         examples.select(h.pick_example, None, [upload, question], api_name=False)
-        checkpoint.change(h.banner, checkpoint, banner, api_name=False)
+        checkpoint.change(h.picked, checkpoint, [banner, threshold], api_name=False)
         compare.change(lambda on: (gr.update(visible=on),) * 2, compare,
                        [checkpoint_b, precision_b], api_name=False)
     return demo.queue(default_concurrency_limit=1, max_size=config.limits.queue_size)

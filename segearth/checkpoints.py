@@ -103,6 +103,27 @@ def read_config(folder: Path) -> tuple[SegEarthConfig, bool]:
     )
 
 
+def cached_config(checkpoint: str | os.PathLike) -> SegEarthConfig | None:
+    """The config of a local folder, or of a hub checkpoint already in the local cache, without
+    downloading anything; None when there is none or it cannot be read. For what a UI shows
+    before the model is loaded (the checkpoint's default threshold)."""
+    path = Path(checkpoint).expanduser()
+    if not path.is_dir():
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(str(checkpoint), constants.CONFIG_NAME)
+        except ValueError:  # not a valid hub id
+            return None
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached).parent
+    try:
+        return read_config(path)[0]
+    except CheckpointError:
+        return None
+
+
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """Safetensors (single or sharded), or a .bin read with ``weights_only`` (never arbitrary
     pickles); huggingface_hub reads each file."""

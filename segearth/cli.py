@@ -27,13 +27,18 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: a GPU if there is one)")
 
 
+def _add_threshold_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="probability threshold (default: the checkpoint's; 0.5, the authors' "
+                             "logit > 0, for the released ones)")
+
+
 def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", nargs="?", type=Path,
                         help="an image (PNG, JPEG, TIFF) or a GeoTIFF; omit with --bbox")
     parser.add_argument("--question", "-q", required=True, help="what to find, in plain words")
     _add_model_arguments(parser)
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="probability threshold; 0.5 is the authors' logit > 0")
+    _add_threshold_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("segearth-output"), help="output folder")
     parser.add_argument("--no-answer", action="store_true", help="skip generating the text answer")
     parser.add_argument("--min-region-px", type=int, default=MIN_REGION_PX,
@@ -123,8 +128,7 @@ def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val", help="train, val or test (ignored for folder)")
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16, int8 or int4")
     parser.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (ignored under accelerate launch)")
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="probability threshold; 0.5 is the authors' logit > 0")
+    _add_threshold_argument(parser)
     parser.add_argument("--all-questions", action="store_true",
                         help="score every question of an item, not only the first (the authors' choice)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N items")

@@ -163,10 +163,17 @@ class SegEarthConfig:
     #: answer). 0 keeps every pixel, as the authors' code does (released checkpoints); the demo
     #: model sets it from a calibration set (README, "The bundled demo model").
     min_region_fraction: float = 0.0
+    #: The probability above which a pixel is in the mask when a caller does not choose one.
+    #: 0.5 is the authors' "logit > 0" (released checkpoints); a briefly trained model's
+    #: probabilities are not calibrated at 0.5, so the demo model carries the threshold picked
+    #: with its noise floor on a calibration set (README, "The bundled demo model").
+    mask_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_region_fraction < 1.0:
             raise ValueError(f"min_region_fraction must be within [0, 1), not {self.min_region_fraction}")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be within (0, 1), not {self.mask_threshold}")
         if self.image_size % (32 * 2**self.connector.depth):
             raise ValueError(
                 f"image_size {self.image_size} must be a multiple of {32 * 2**self.connector.depth} "

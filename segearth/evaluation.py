@@ -138,9 +138,9 @@ def item_ids(samples: Sequence[Sample]) -> list[str]:
 
 
 def evaluate(predictor, samples: Sequence[Sample], *, progress: bool = True, keep_masks: bool = False,
-             accelerator=None, threshold: float = 0.5, answers: bool = False) -> EvalResult:
+             accelerator=None, threshold: float | None = None, answers: bool = False) -> EvalResult:
     """Score ``predictor`` on every sample that has ground truth (the others are counted in
-    ``meta['skipped_without_mask']``).
+    ``meta['skipped_without_mask']``), at ``threshold`` (None: the checkpoint's own).
 
     With an ``accelerate.Accelerator`` each process scores a contiguous share of the samples
     (contiguous, so questions about one image stay on one process and the image is encoded
@@ -149,11 +149,12 @@ def evaluate(predictor, samples: Sequence[Sample], *, progress: bool = True, kee
     scored = [(item_id, s) for item_id, s in zip(item_ids(samples), samples) if s.has_mask]
     started = time.perf_counter()
     if accelerator is None:
-        local, provenance = _score_all(predictor, scored, progress, threshold, answers)
+        local, provenance, threshold = _score_all(predictor, scored, progress, threshold, answers)
     else:
         with accelerator.split_between_processes(scored) as share:
-            local, provenance = _score_all(predictor, share, progress and accelerator.is_main_process,
-                                           threshold, answers)
+            local, provenance, threshold = _score_all(predictor, share,
+                                                      progress and accelerator.is_main_process,
+                                                      threshold, answers)
         from accelerate.utils import gather_object
 
         local = gather_object(local)
@@ -174,9 +175,10 @@ def evaluate(predictor, samples: Sequence[Sample], *, progress: bool = True, kee
     return result
 
 
-def _score_all(predictor, scored: Sequence[tuple[str, Sample]], progress: bool, threshold: float,
-               answers: bool) -> tuple[list[tuple[ItemRecord, PackedMask]], dict[str, Any]]:
-    """(record and packed canvas mask per item, the provenance of the last prediction)."""
+def _score_all(predictor, scored: Sequence[tuple[str, Sample]], progress: bool, threshold: float | None,
+               answers: bool) -> tuple[list[tuple[ItemRecord, PackedMask]], dict[str, Any], float | None]:
+    """(record and packed canvas mask per item, the provenance of the last prediction, the
+    threshold the predictions used: the checkpoint's own when `threshold` is None)."""
     from tqdm.auto import tqdm
 
     out: list[tuple[ItemRecord, PackedMask]] = []
@@ -190,13 +192,13 @@ def _score_all(predictor, scored: Sequence[tuple[str, Sample]], progress: bool, 
             current_image = sample.image_path
         prediction = predictor.predict(sample.question, threshold=threshold, answer=answers)
         record, canvas = _score(item_id, sample, prediction, time.perf_counter() - start)
-        provenance = dict(prediction.provenance)
+        provenance, threshold = dict(prediction.provenance), prediction.threshold
         out.append((record, PackedMask.pack(canvas)))
         running.intersections.append(record.intersection_canvas)
         running.unions.append(record.union_canvas)
         bar.set_postfix(gIoU=f"{running.ious.mean():.4f}", refresh=False)
     bar.close()
-    return out, provenance
+    return out, provenance, threshold
 
 
 def _score(item_id: str, sample: Sample, prediction, seconds: float) -> tuple[ItemRecord, np.ndarray]:

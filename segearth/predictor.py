@@ -262,11 +262,13 @@ class Predictor:
 
     # --- question -------------------------------------------------------------------------------
     @torch.inference_mode()
-    def predict(self, question: str, threshold: float = 0.5, answer: bool = True) -> Prediction:
+    def predict(self, question: str, threshold: float | None = None, answer: bool = True) -> Prediction:
         """The mask for `question` about the current image, and the answer if the checkpoint
-        gives one (`answer=False` skips generation, e.g. for evaluation)."""
+        gives one (`answer=False` skips generation, e.g. for evaluation). `threshold` None is the
+        checkpoint's own (`SegEarthConfig.mask_threshold`: 0.5 for the released ones)."""
         if self._image is None:
             raise InputError("No image set: call set_image(image) first.")
+        threshold = self.config.mask_threshold if threshold is None else threshold
         _check_threshold(threshold)
         ids = self._question_ids(question)
         state = self._image

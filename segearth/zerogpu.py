@@ -42,14 +42,14 @@ def gpu(duration: int | Callable[..., int]) -> Callable[[F], F]:
     return spaces.GPU(duration=duration)
 
 
-def call_seconds(predictor: Predictor, image: ImageLike, question: str, threshold: float = 0.5,
+def call_seconds(predictor: Predictor, image: ImageLike, question: str, threshold: float | None = None,
                  answer: bool = True) -> int:
     """The duration of one `ask` call, from its arguments (spaces calls it with them)."""
     return MASK_SECONDS + (ANSWER_SECONDS if answer and predictor.config.answers else 0)
 
 
 @gpu(duration=call_seconds)
-def ask(predictor: Predictor, image: ImageLike, question: str, threshold: float = 0.5,
+def ask(predictor: Predictor, image: ImageLike, question: str, threshold: float | None = None,
         answer: bool = True) -> tuple[float, Prediction]:
     """One question about `image` on the GPU: (seconds spent on the image, the prediction)."""
     predictor.to("cuda")

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..config import SegEarthConfig
 from ..regions import MIN_REGION_PX, min_region_pixels
 from .raster import GeoImage, RasterFile, read_raster
 from .result import Result, write_result
@@ -27,7 +28,7 @@ class PredictorLike(Protocol):
 
     def set_image(self, image: np.ndarray) -> None: ...
 
-    def predict(self, question: str, threshold: float = 0.5, answer: bool = True) -> Any: ...
+    def predict(self, question: str, threshold: float | None = None, answer: bool = True) -> Any: ...
 
 
 class _MostConfidentWindow:
@@ -35,7 +36,7 @@ class _MostConfidentWindow:
     answer (the costly part per window); the one answer of the run is generated afterwards for
     the window that was most confident, the one that saw the target best."""
 
-    def __init__(self, predictor: PredictorLike, question: str, threshold: float):
+    def __init__(self, predictor: PredictorLike, question: str, threshold: float | None):
         self.predictor, self.question, self.threshold = predictor, question, threshold
         self.score, self.image = -1.0, None
         self.min_region_fraction = 0.0  # the checkpoint's noise floor, as its predictions say
@@ -44,7 +45,7 @@ class _MostConfidentWindow:
         self.predictor.set_image(rgb)
         prediction = self.predictor.predict(self.question, threshold=self.threshold, answer=False)
         probability = prediction.probability
-        self.min_region_fraction = prediction.min_region_fraction
+        self.min_region_fraction, self.threshold = prediction.min_region_fraction, prediction.threshold
         score = float(probability.max(initial=0.0))
         if score > self.score:
             self.score, self.image = score, rgb
@@ -59,7 +60,7 @@ class _MostConfidentWindow:
         return prediction.answer, prediction.provenance
 
 
-def _segment(predictor: PredictorLike, grid: Georeferenced, question: str, threshold: float,
+def _segment(predictor: PredictorLike, grid: Georeferenced, question: str, threshold: float | None,
              tiled: bool, window: int, overlap: int, checkpoint: str | None,
              min_region_px: int) -> Result:
     """The Result at the grid's own size: one resize, or windows at native resolution."""
@@ -71,19 +72,22 @@ def _segment(predictor: PredictorLike, grid: Georeferenced, question: str, thres
     probability = predict_tiled(windows, grid, window, overlap)
     answer, provenance = windows.answer()
     floor = min_region_pixels(windows.min_region_fraction, (window, window))  # per window's canvas
-    return Result(question, probability, threshold, answer, grid,
+    if windows.threshold is None:  # no window had data: the mask is empty at any threshold
+        windows.threshold = SegEarthConfig.mask_threshold
+    return Result(question, probability, windows.threshold, answer, grid,
                   checkpoint=checkpoint or provenance.get("checkpoint"), provenance=provenance,
                   tiled=True, min_region_px=max(min_region_px, floor))
 
 
 def predict_geo(predictor: PredictorLike, source: str | Path | Area | GeoImage, question: str,
                 out_dir: str | Path, *, tiled: bool = False, tile_source: TileSource | None = None,
-                checkpoint_name: str | None = None, threshold: float = 0.5,
+                checkpoint_name: str | None = None, threshold: float | None = None,
                 bands: tuple[int, ...] | None = None, window: int = 1024, overlap: int = 128,
                 max_tiles: int = 64, cache_dir: str | Path | None = None,
                 name: str | None = None, min_region_px: int = MIN_REGION_PX) -> dict[str, Path]:
     """Segment ``question`` in a raster file, a GeoImage or a lon/lat area and write the outputs
-    (`write_result`); regions under ``min_region_px`` pixels are dropped.
+    (`write_result`) at ``threshold`` (None: the checkpoint's own); regions under
+    ``min_region_px`` pixels are dropped.
 
     Returns the written paths: ``mask_geotiff`` and the JSON run record always; ``geojson`` when
     the input is georeferenced; ``image_geotiff`` (the fetched imagery) for an area; the mask,

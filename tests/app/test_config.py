@@ -34,3 +34,29 @@ def test_an_explicit_checkpoint_is_preselected_and_offered(app_environ, tmp_path
 def test_bad_settings_say_what_to_fix(app_environ, name, value, message):
     with pytest.raises(SegEarthError, match=message):
         AppConfig.from_env({**app_environ, name: value})
+
+
+def test_picking_a_checkpoint_sets_the_threshold_to_its_own(app_environ, tiny_checkpoint, tmp_path):
+    """The slider follows the picked checkpoint's `mask_threshold` (0.5, the authors', when it
+    has none on this machine); a typed custom value leaves the slider alone."""
+    import json
+    import shutil
+
+    import gradio as gr
+
+    from app.handlers import Handlers
+    from segearth.constants import RELEASED_CHECKPOINTS
+
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(tiny_checkpoint, calibrated)
+    config = json.loads((calibrated / "config.json").read_text())
+    (calibrated / "config.json").write_text(json.dumps({**config, "mask_threshold": 0.35}))
+    handlers = Handlers(AppConfig.from_env({**app_environ, "SEGEARTH_CHECKPOINT": str(calibrated)}))
+    label = handlers.config.name_of(str(calibrated))
+
+    banner, threshold = handlers.picked(label)
+    assert threshold == 0.35 and banner["visible"] is False
+    banner, threshold = handlers.picked(handlers.config.name_of(app_environ["SEGEARTH_DEMO_CHECKPOINT"]))
+    assert threshold == 0.5 and banner["visible"] is True
+    assert handlers.picked(handlers.config.name_of(RELEASED_CHECKPOINTS["earthreason"]))[1] == 0.5  # not cached
+    assert isinstance(handlers.picked("/somewhere/typed")[1], type(gr.skip()))

@@ -40,7 +40,8 @@ class FakePredictor:
         with Image.open(image) as pil:
             self.shape = (pil.height, pil.width)
 
-    def predict(self, question: str, threshold: float = 0.5, answer: bool = True) -> Prediction:
+    def predict(self, question: str, threshold: float | None = None, answer: bool = True) -> Prediction:
+        threshold = 0.5 if threshold is None else threshold  # the checkpoint's own, as Predictor's
         name = question.split()[-1]
         if self.flip and name == "left":
             name = "top"

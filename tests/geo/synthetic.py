@@ -131,7 +131,8 @@ class RedPredictor:
     def set_image(self, image: np.ndarray) -> None:
         self.image = np.asarray(image)
 
-    def predict(self, question: str, threshold: float = 0.5, answer: bool = True) -> Prediction:
+    def predict(self, question: str, threshold: float | None = None, answer: bool = True) -> Prediction:
+        threshold = 0.5 if threshold is None else threshold  # the checkpoint's own, as Predictor's
         self.calls += 1
         self.answered += answer
         height, width = self.image.shape[:2]

@@ -119,6 +119,20 @@ def test_a_mask_of_specks_under_the_noise_floor_is_no_target(predictor, monkeypa
     assert specks.answer == constants.EMPTY_TARGET_ANSWER
 
 
+def test_without_a_threshold_the_checkpoint_s_own_is_used(predictor, monkeypatch):
+    """`SegEarthConfig.mask_threshold` is the default: here the median probability, so half the
+    pixels; a threshold given by the caller still wins."""
+    from dataclasses import replace
+
+    predictor.set_image(scene(64, 64))
+    assert predictor.predict(QUESTION, answer=False).threshold == 0.5  # the authors' logit > 0
+    median = float(np.median(predictor.predict(QUESTION, answer=False).probability))
+    monkeypatch.setattr(predictor, "config", replace(predictor.config, mask_threshold=median))
+    own = predictor.predict(QUESTION, answer=False)
+    assert own.threshold == median and own.mask.mean() == pytest.approx(0.5, abs=0.01)
+    assert predictor.predict(QUESTION, threshold=0.999999, answer=False).mask.mean() == 0.0
+
+
 def test_referring_checkpoints_say_they_give_no_answer(tmp_path, e2e_tokenizer):
     from segearth.config import SegEarthConfig
     from segearth.model import SegEarthR1

@@ -160,6 +160,29 @@ def test_plain_tensor_bin_loads_with_weights_only(saved):
     assert torch.equal(model.state_dict()["connector.fc.bias"], state["connector.fc.bias"])
 
 
+def test_cached_config_reads_folders_and_the_hub_cache_without_downloading(saved, tmp_path, monkeypatch):
+    """The config a UI shows before loading: a folder's, or a hub checkpoint's already in the
+    cache (the hub's snapshot layout, built here); None for anything else, never a download."""
+    import huggingface_hub
+
+    from segearth.checkpoints import cached_config
+
+    config = json.loads((saved / "config.json").read_text())
+    (saved / "config.json").write_text(json.dumps({**config, "mask_threshold": 0.35}))
+    assert cached_config(saved).mask_threshold == 0.35
+    snapshot = tmp_path / "hub" / "models--owner--ours" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({**config, "mask_threshold": 0.4}))
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", None)  # a download would fail loudly
+    assert cached_config("owner/ours").mask_threshold == 0.4
+    assert cached_config("owner/not-cached") is None
+    assert cached_config("not a hub id!") is None
+    assert cached_config(tmp_path) is None  # a folder without config.json
+
+
 def test_not_a_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="no config.json"):
         load(tmp_path)
