@@ -120,7 +120,6 @@ class SegEarthR1(nn.Module):
         description = self.describe(states, mask, image.res5)
         return SegEarthOutput(self.decode(description, image), self.llm.lm_head(predicting), targets, states, mask)
 
-
     def _shared_opening(self, segments: list[PromptSegment], batch: int
                         ) -> tuple[list[PromptSegment], list[PromptSegment]]:
         """(the text every prompt opens with, the rest). The opening is read once per batch (see

@@ -5,6 +5,7 @@ visitor would get alone (checked pixel for pixel against single-client API runs)
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,9 +38,11 @@ def app_environ(app_environ: dict[str, str]) -> dict[str, str]:
 
 
 def alone(url: str, image, question: str) -> np.ndarray:
-    """The mask one visitor gets for `question` about `image` with the server to themselves."""
+    """The mask one visitor gets for `question` about `image` with the server to themselves, at
+    the demo model's own threshold (where the pages' sliders start)."""
+    threshold = json.loads((Path(DEMO) / "config.json").read_text())["mask_threshold"]
     result = run(Client(url, verbose=False), DEMO_LABEL, source="upload", upload=image,
-                 question=question)
+                 question=question, threshold=threshold)
     return np.asarray(Image.open(files(result)[f"{image.stem}_mask.png"]))
 
 
