@@ -20,7 +20,7 @@ from torch import nn
 from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from ..processing import PromptSegment
-from .language import splice_prompt
+from .language import embed_segments, split_opening
 
 MAX_ANSWER_TOKENS = 64
 #: A generated answer stops when its last n tokens (n <= this) repeat three times in a row:
@@ -42,12 +42,6 @@ class PromptPrefix:
         return self.embeds.shape[1]
 
 
-def embed_segments(llm: nn.Module, segments: list[PromptSegment],
-                   visual_tokens: torch.Tensor | None = None) -> torch.Tensor:
-    """Text and image segments of the prompt -> (1, L, D) input embeddings."""
-    return splice_prompt(segments, llm.get_input_embeddings(), visual_tokens, refer_ids=[]).embeds[None]
-
-
 def read_prefix(llm: nn.Module, segments: list[PromptSegment], visual_tokens: torch.Tensor,
                 text_start: PromptPrefix | None = None) -> PromptPrefix:
     """Run the prompt up to the question (`segments`, `visual_tokens` (T, D)) and keep its cache.
@@ -61,15 +55,14 @@ def read_prefix(llm: nn.Module, segments: list[PromptSegment], visual_tokens: to
 
 
 def text_before_image(prefix: PromptPrefix, segments: list[PromptSegment]) -> PromptPrefix | None:
-    """The part of a freshly read prefix before the image (the system prompt: 53 of the released
-    model's 129 prefix tokens), which every later image's prefix can start from; None if the
-    prompt opens with the image.
+    """The part of a freshly read prefix before the image (its opening text, `split_opening`: the
+    system prompt, 53 of the released model's 129 prefix tokens), which every later image's
+    prefix can start from; None if the prompt opens with the image.
 
     Cut from a whole prefix rather than read alone: the CPU kernels (oneDNN's matrix products,
     SDPA's blocks) are chosen by sequence length, so a 53-token run rounds differently from
     the first 53 rows of a 129-token one, which bf16 turns into different masks."""
-    kinds = [s.kind for s in segments]
-    length = sum(len(s.ids) for s in segments[:kinds.index("image")]) if "image" in kinds else 0
+    length = sum(len(s.ids) for s in split_opening(segments)[0])
     if not length:
         return None
     cache = copy.deepcopy(prefix.cache)

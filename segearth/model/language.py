@@ -71,6 +71,20 @@ def splice_prompt(segments: list[PromptSegment], embed: nn.Embedding, visual_tok
     return SplicedPrompt(torch.cat(pieces), refer, torch.cat(labels))
 
 
+def embed_segments(llm: PreTrainedModel, segments: list[PromptSegment],
+                   visual_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    """Text and image segments of the prompt -> (1, L, D) input embeddings."""
+    return splice_prompt(segments, llm.get_input_embeddings(), visual_tokens, refer_ids=[]).embeds[None]
+
+
+def split_opening(segments: list[PromptSegment]) -> tuple[list[PromptSegment], list[PromptSegment]]:
+    """(the text segments the prompt opens with, before its first placeholder: the system
+    prompt; the rest). The opening is the same for every image and question, so a training
+    batch and a predictor each read it once."""
+    n = next((i for i, s in enumerate(segments) if s.kind != "text"), len(segments))
+    return segments[:n], segments[n:]
+
+
 def read_batch(llm: PreTrainedModel, opening: list[PromptSegment], embeds: torch.Tensor,
                attention: torch.Tensor) -> torch.Tensor:
     """The final hidden states (B, L, D) of a batch of prompts that all start with the text
@@ -83,7 +97,7 @@ def read_batch(llm: PreTrainedModel, opening: list[PromptSegment], embeds: torch
     if not opening:
         return llm.model(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
     cache = DynamicCache(config=llm.config)
-    start = splice_prompt(opening, llm.get_input_embeddings(), None, refer_ids=[]).embeds[None]
+    start = embed_segments(llm, opening)
     llm.model(inputs_embeds=start, cache=cache, use_cache=True)
     cache.batch_repeat_interleave(embeds.shape[0])
     attention = torch.cat([attention.new_ones(embeds.shape[0], start.shape[1]), attention], 1)

@@ -17,7 +17,7 @@ from ..processing import PromptSegment
 from .connector import TokenCompressionConnector
 from .d_projector import DProjector, PooledProjector
 from .encoder import SwinEncoder
-from .language import build_llm, read_batch, splice_prompt
+from .language import build_llm, read_batch, splice_prompt, split_opening
 from .mask_decoder import MaskDecoder
 from .pixel_decoder import PixelDecoder
 
@@ -127,8 +127,7 @@ class SegEarthR1(nn.Module):
         gradient checkpointing, which runs the LLM without a cache."""
         if batch == 1 or self.llm.is_activation_checkpointing:
             return [], segments
-        n = next((i for i, s in enumerate(segments) if s.kind != "text"), len(segments))
-        return segments[:n], segments[n:]
+        return split_opening(segments)
 
 
 def _pad_batch(spliced) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
