@@ -23,9 +23,10 @@ from segearth.metrics import intersection_union, sample_iou
 from segearth.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
-E2E = REPO.parent / "shared" / "reference" / "parity" / "e2e"
-SPLIT = E2E / "dataset" / "rs_reason_seg" / "RSReasonSeg" / "val"
-PARITY_CHECKPOINT = REPO / ".cache" / "parity"  # made by the test suite's parity fixture
+sys.path.insert(0, str(REPO))
+from tests.parity_fixture import SHARED, build_parity_checkpoint  # noqa: E402
+
+SPLIT = Path("reference", "parity", "e2e", "dataset", "rs_reason_seg", "RSReasonSeg", "val")
 DEMO_CHECKPOINT = REPO / "assets" / "demo-checkpoint"
 MIN_IOU = 0.99
 
@@ -34,9 +35,9 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if not a.any() and not b.any() else sample_iou(*intersection_union(a, b))
 
 
-def agreement(checkpoint: Path, items: list[tuple[str, object, str]]) -> list[tuple[str, float]]:
+def agreement(checkpoint: Path, items: list[tuple[str, object, str]], device: str = "cpu") -> list[tuple[str, float]]:
     """(name, IoU bf16 vs fp32) per (name, image, question), printed as they come."""
-    predictors = [Predictor.from_pretrained(checkpoint, precision=p, device="cpu") for p in ("fp32", "bf16")]
+    predictors = [Predictor.from_pretrained(checkpoint, precision=p, device=device) for p in ("fp32", "bf16")]
     rows = []
     for name, image, question in items:
         masks = []
@@ -48,9 +49,16 @@ def agreement(checkpoint: Path, items: list[tuple[str, object, str]]) -> list[tu
     return rows
 
 
-def e2e_items() -> list[tuple[str, object, str]]:
-    return [(f"e2e {p.stem}", p, json.loads((SPLIT / "QAs" / f"{p.stem}.json").read_text())["questions"][0])
-            for p in sorted((SPLIT / "images").glob("*.png"))]
+def parity_checkpoint(shared: Path = SHARED) -> Path | None:
+    """The parity weights in the released layout (built once), or None without the fixtures."""
+    parity = shared / "reference" / "parity"
+    return build_parity_checkpoint(parity) if parity.is_dir() else None
+
+
+def e2e_items(shared: Path = SHARED) -> list[tuple[str, object, str]]:
+    split = shared / SPLIT
+    return [(f"e2e {p.stem}", p, json.loads((split / "QAs" / f"{p.stem}.json").read_text())["questions"][0])
+            for p in sorted((split / "images").glob("*.png"))]
 
 
 def synthetic_items(count: int, size: int) -> list[tuple[str, object, str]]:
@@ -67,9 +75,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthetic", type=int, default=20, help="number of synthetic scenes")
     args = parser.parse_args()
-    if not (PARITY_CHECKPOINT / "model.safetensors").is_file():
-        sys.exit(f"No parity checkpoint in {PARITY_CHECKPOINT}: run tests/model/test_parity.py once to build it.")
-    rows = agreement(PARITY_CHECKPOINT, e2e_items())
+    parity = parity_checkpoint()
+    if parity is None:
+        sys.exit(f"No parity fixtures in {SHARED}: set SEGEARTH_SHARED to the folder that holds reference/parity.")
+    rows = agreement(parity, e2e_items())
     rows += agreement(DEMO_CHECKPOINT, synthetic_items(args.synthetic, 256))
     worst = min(iou for _, iou in rows)
     print(f"\nworst IoU {worst:.4f}: bf16 {'agrees' if worst >= MIN_IOU else 'does NOT agree'} with fp32 "
