@@ -130,7 +130,11 @@ def speed(precision: str, device: str, small: bool) -> dict:
 
     torch.manual_seed(0)
     config = SegEarthConfig.tiny() if small else SegEarthConfig.released()
-    predictor = Predictor(SegEarthR1(config), random_tokenizer(), precision=precision, device=device,
+    # random weights drawn where they will run (1.6 B on a CPU take a minute); bitsandbytes
+    # quantises CPU weights as they move to the GPU, as a loaded checkpoint's are
+    with torch.device("cpu" if precision in ("int8", "int4") else device):
+        model = SegEarthR1(config)
+    predictor = Predictor(model, random_tokenizer(), precision=precision, device=device,
                           checkpoint="random")
     place = predictor.device
     predictor.warm_up()
@@ -203,6 +207,12 @@ def in_fresh_process(fn: Callable, *args):
         return pool.apply(fn, args)
 
 
+def printed(name: str, row: dict) -> dict:
+    """Each figure as soon as it exists: a run cut short still reports what it measured."""
+    print(f"{name}: {json.dumps(row)}", flush=True)
+    return row
+
+
 def command(args: list[str], env: dict | None = None, timeout: float = 600) -> str:
     """Run a command, echo its output's tail, fail on a non-zero exit."""
     done = subprocess.run(args, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True,
@@ -230,7 +240,7 @@ def main() -> int:
     precisions = ["fp32", "bf16"] if small else ["bf16", "fp16", "int8", "int4"]
     env = {"SEGEARTH_SHARED": str(args.shared.resolve())}
     steps: dict[str, Callable[[], object]] = {
-        "speed": lambda: {p: in_fresh_process(speed, p, device, small) for p in precisions},
+        "speed": lambda: {p: printed(p, in_fresh_process(speed, p, device, small)) for p in precisions},
         "agreement": lambda: in_fresh_process(agreement, device, args.shared, small),
         "tests": lambda: command([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests/inference",
                                   "tests/model", "-p", "no:cacheprovider"], env).strip().splitlines()[-1],

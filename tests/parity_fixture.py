@@ -36,8 +36,10 @@ def build_parity_checkpoint(parity: Path = PARITY, folder: Path = REPO / ".cache
     marker = folder / "sha256.ok"
     if not marker.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, str(parity / "make_weights.py"), str(folder)], check=True,
-                       capture_output=True)
+        made = subprocess.run([sys.executable, str(parity / "make_weights.py"), str(folder)],
+                              capture_output=True, text=True)
+        if made.returncode:
+            raise RuntimeError(f"make_weights.py failed:\n{made.stderr[-2000:]}")
         (folder / "weights.safetensors").replace(weights)
         assert _sha256(weights) == PARITY_SHA256, "make_weights.py produced different weights"
         marker.write_text(PARITY_SHA256)
