@@ -23,7 +23,7 @@ Steps, each in a fresh process (so no step inherits another's memory peak or ker
 
 Any failing step is named and makes the exit status non-zero; the other steps still run, so one
 run on a borrowed GPU reports everything it can. The parity fixtures are read from
-`--shared` (default `../shared`); the parity weights are built there once (`make_weights.py`).
+`--shared` (default `../shared`); the parity weights are built once into `.cache/parity` by the fixtures' `make_weights.py`.
 """
 from __future__ import annotations
 
@@ -158,17 +158,18 @@ def speed(precision: str, device: str, small: bool) -> dict:
 
 
 def agreement(device: str, shared: Path, small: bool) -> dict:
-    """bf16 vs fp32 mask IoU per item: parity e2e split and synthetic scenes."""
+    """bf16 vs fp32 mask IoU per item: parity e2e split and synthetic scenes. A dry run builds the
+    parity checkpoint but skips its items (1024-pixel canvases: minutes on a CPU) and takes two
+    scenes."""
     import bf16_agreement as ba
 
-    result = {}
-    parity = ba.parity_checkpoint(shared) if not small else None
-    if parity is not None:
-        result["parity e2e"] = [iou for _, iou in ba.agreement(parity, ba.e2e_items(shared), device)]
-    scenes = 2 if small else 50
-    result["synthetic 256 px"] = [iou for _, iou in ba.agreement(ba.DEMO_CHECKPOINT, ba.synthetic_items(scenes, 256), device)]
-    if not small:
-        result["synthetic 512 px"] = [iou for _, iou in ba.agreement(ba.DEMO_CHECKPOINT, ba.synthetic_items(scenes, 512), device)]
+    parity = ba.parity_checkpoint(shared)
+    if parity is None:
+        raise FileNotFoundError(f"no parity fixtures under {shared}: pass --shared (the folder holding reference/parity)")
+    result = {} if small else {"parity e2e": [iou for _, iou in ba.agreement(parity, ba.e2e_items(shared), device)]}
+    for size in (256,) if small else (256, 512):
+        scenes = ba.synthetic_items(2 if small else 50, size)
+        result[f"synthetic {size} px"] = [iou for _, iou in ba.agreement(ba.DEMO_CHECKPOINT, scenes, device)]
     return result
 
 
