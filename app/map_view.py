@@ -19,6 +19,7 @@ import gradio as gr
 
 from segearth.errors import InputError
 from segearth.geo import TileSource
+from segearth.vendor import LEAFLET_DIR
 
 from .static_files import STATIC_DIR, VENDOR_DIR, static_url
 
@@ -31,9 +32,9 @@ def basemap(key: str, name: str, tiles: TileSource) -> dict:
 
 def _head() -> str:
     """Stylesheets, then scripts in dependency order (Leaflet, Leaflet.draw, our map)."""
-    css = [VENDOR_DIR / "leaflet/leaflet.css", VENDOR_DIR / "leaflet-draw/leaflet.draw.css",
+    css = [LEAFLET_DIR / "leaflet.css", VENDOR_DIR / "leaflet-draw/leaflet.draw.css",
            STATIC_DIR / "map.css"]
-    js = [VENDOR_DIR / "leaflet/leaflet.js", VENDOR_DIR / "leaflet-draw/leaflet.draw.js",
+    js = [LEAFLET_DIR / "leaflet.js", VENDOR_DIR / "leaflet-draw/leaflet.draw.js",
           STATIC_DIR / "map.js"]
     return "".join(f'<link rel="stylesheet" href="{static_url(p)}">' for p in css) + "".join(
         f'<script src="{static_url(p)}"></script>' for p in js)
