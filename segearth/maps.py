@@ -82,10 +82,10 @@ def image_rgba(geo: GeoImage) -> np.ndarray:
     return np.dstack([geo.image, alpha])
 
 
-def mask_rgba(mask: np.ndarray) -> np.ndarray:
-    """The mask in segearth's mask colour, transparent elsewhere; the map sets its opacity."""
+def mask_rgba(mask: np.ndarray, color: tuple[int, int, int] = MASK_COLOR) -> np.ndarray:
+    """The mask in ``color``, transparent elsewhere; the map sets its opacity."""
     rgba = np.zeros((*mask.shape, 4), np.uint8)
-    rgba[mask] = (*MASK_COLOR, 255)
+    rgba[mask] = (*color, 255)
     return rgba
 
 
