@@ -68,7 +68,8 @@ class MapView(gr.HTML):
 
 
 def parse_area(value: str | None) -> dict | None:
-    """The map's value as a GeoJSON geometry dict (lon/lat); None when nothing is drawn.
+    """The map's value as a GeoJSON dict (lon/lat; a geometry, Feature or FeatureCollection);
+    None when nothing is drawn.
     (segearth.geo checks that it is a usable area.)"""
     if not value or not value.strip():
         return None
@@ -77,6 +78,9 @@ def parse_area(value: str | None) -> dict | None:
     except json.JSONDecodeError as exc:
         raise InputError(f"The drawn area is not GeoJSON ({exc}). Draw it again on the "
                          f"map.") from None
+    except RecursionError:
+        raise InputError("The drawn area's JSON is nested too deeply to be a map shape: send "
+                         "one polygon, a Feature or a FeatureCollection of polygons.") from None
     if not isinstance(geometry, dict):
         raise InputError("The drawn area is not a GeoJSON geometry. Draw it again on the map.")
     return geometry
