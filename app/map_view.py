@@ -5,7 +5,8 @@ folium map is one-way (Python -> page), but the app needs the drawn area back in
 results pushed onto the same live map. `gr.HTML` loads our served scripts via `head=`, runs
 `static/map.js` via `js_on_load`, and carries data both ways through `props`.
 
-* value (input): the drawn area as a GeoJSON geometry string in lon/lat ("" when none).
+* value (input): the drawn area as a GeoJSON Feature string in lon/lat ("" when none), whose
+  ``basemap`` property is the key of the imagery basemap on screen (the run reads its pixels).
 * `layers` prop (output): {"image", "overlay", "outlines", "fit"}; see `static/map.js`.
 * `opacity` prop (output): overlay opacity, changed without resending the overlay.
 * `draw` event: fired when the user draws, edits or deletes the area.
@@ -18,16 +19,16 @@ from typing import Any
 import gradio as gr
 
 from segearth.errors import InputError
-from segearth.geo import TileSource
 from segearth.vendor import LEAFLET_DIR
 
+from .config import Basemap
 from .static_files import STATIC_DIR, VENDOR_DIR, static_url
 
 
-def basemap(key: str, name: str, tiles: TileSource) -> dict:
-    """One switchable background layer for `map.js`; the first one given is shown first."""
-    return {"key": key, "name": name, "url": tiles.url, "attribution": tiles.attribution,
-            "max_zoom": tiles.max_zoom}
+def basemap_layers(basemaps: tuple[Basemap, ...]) -> list[dict]:
+    """The switchable background layers for `map.js`; the first one is shown first."""
+    return [{"key": b.key, "name": b.name, "url": b.tiles.url, "attribution": b.tiles.attribution,
+             "max_zoom": b.tiles.max_zoom, "imagery": b.imagery} for b in basemaps]
 
 
 def _head() -> str:
