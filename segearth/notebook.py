@@ -73,11 +73,12 @@ class Map(leafmap.Map):
                 raise InputError(f"{Path(image).name} has no georeferencing, so it cannot be "
                                  f"placed on the map: use a GeoTIFF, or segearth.predictor for "
                                  f"plain images.")
-            layer, bounds = web_mercator(image_rgba(geo), geo.crs, geo.transform,
-                                         OVERLAY_MAX_SIZE)
-            self.add_layer(ipyleaflet.ImageOverlay(url=data_url(layer, "WEBP"),
-                                                   bounds=_bounds(bounds),
-                                                   name=f"Image: {Path(image).name}"))
+            name = f"Image: {Path(image).name}"
+            if not any(layer.name == name for layer in self.layers):  # once, under the masks
+                pixels, bounds = web_mercator(image_rgba(geo), geo.crs, geo.transform,
+                                              OVERLAY_MAX_SIZE)
+                self.add_layer(ipyleaflet.ImageOverlay(url=data_url(pixels, "WEBP"),
+                                                       bounds=_bounds(bounds), name=name))
             return geo
         area = area if area is not None else self.user_roi
         if area is None:
