@@ -8,7 +8,8 @@ import numpy as np
 from shapely.geometry import shape
 
 from segearth.geo import GeoImage, Result
-from segearth.maps import data_url, image_rgba, mask_rgba, web_mercator  # rgba: the handlers'
+# image_rgba, mask_rgba re-exported: the handlers take every map image from this module
+from segearth.maps import data_url, image_rgba, mask_rgba, web_mercator  # noqa: F401
 from segearth.visualize import HIGHLIGHT_COLOR, blend, outline
 
 #: Longest side of images sent to the browser: enough for a sharp map overlay, small enough

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np

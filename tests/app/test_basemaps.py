@@ -3,7 +3,6 @@ pixels from the imagery basemap the visitor has on screen, never from a URL the 
 from __future__ import annotations
 
 import json
-
 from dataclasses import replace
 
 import pytest

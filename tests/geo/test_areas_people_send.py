@@ -40,12 +40,16 @@ def test_a_feature_collection_is_the_union_of_its_shapes(tile_server):
     collection = {"type": "FeatureCollection",
                   "features": [feature(WEST_HALF), feature(EAST_HALF)]}
     geo = fetch_area(json.loads(json.dumps(collection)), source(tile_server), max_tiles=20)
-    west, south, east, north = geo.source["bbox"]
+    west, _, east, _ = geo.source["bbox"]
     assert (west, east) == (WEST_HALF.bounds[0], EAST_HALF.bounds[2])
+
+    def column(lon: float) -> int:
+        return int((lon - west) / (east - west) * geo.shape[1])
+
     # the gap between the two shapes is outside the area: its pixels are not valid
-    col = lambda lon: int((lon - west) / (east - west) * geo.shape[1])  # noqa: E731
-    assert not geo.valid[:, col(11.5011)].any()
-    assert geo.valid[geo.shape[0] // 2, col(11.5000)] and geo.valid[geo.shape[0] // 2, col(11.5020)]
+    middle = geo.shape[0] // 2
+    assert not geo.valid[:, column(11.5011)].any()
+    assert geo.valid[middle, column(11.5000)] and geo.valid[middle, column(11.5020)]
 
 
 def test_shapes_too_far_apart_are_a_message(tile_server):
