@@ -41,7 +41,7 @@ OUTLINE_COLOR = "#00e5ff"  # the app's outline colour
 
 
 def _shrink(rgba: np.ndarray, transform: Affine, max_size: int) -> tuple[np.ndarray, Affine]:
-    """At most ``max_size`` on the long side (nearest: mask edges stay hard)."""
+    """At most ``max_size`` on the long side (nearest: mask edges stay hard); RGBA or 2-D."""
     height, width = rgba.shape[:2]
     scale = max_size / max(height, width)
     if scale >= 1:
@@ -139,7 +139,9 @@ def render_map(result: Result) -> str:
     imagery = geo if isinstance(geo, GeoImage) else geo.read(MAP_MAX_SIZE)  # a tiled run's file
     image, bounds = web_mercator(image_rgba(imagery), imagery.crs, imagery.transform,
                                  MAP_MAX_SIZE)
-    mask, mask_bounds = web_mercator(mask_rgba(result.mask), geo.crs, geo.transform,
+    # shrunk before it is coloured: a tiled run's mask can be 20,000 px a side
+    small, transform = _shrink(result.mask.view(np.uint8), geo.transform, MAP_MAX_SIZE)
+    mask, mask_bounds = web_mercator(mask_rgba(small.astype(bool)), geo.crs, transform,
                                      MAP_MAX_SIZE)
     record = result.record()
     basemap = _basemap(result)
