@@ -5,7 +5,9 @@ The variables and their defaults are listed for users in app/README_SECTION.md (
 """
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +42,54 @@ _LIMIT_VARIABLES = {
 
 _OSM = TileSource(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                   attribution="&copy; OpenStreetMap contributors", max_zoom=19, name="street")
+#: How SEGEARTH_BASEMAPS marks a basemap whose pixels a run may read.
+IMAGERY_MARK = ":imagery"
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """One background layer the page offers; a run reads its pixels from an imagery one."""
+
+    key: str  # the page's name for it (CSS class, what the map sends back)
+    name: str  # as the layer switch shows it
+    tiles: TileSource
+    imagery: bool
+
+
+def catalog_basemaps(text: str) -> tuple[Basemap, ...]:
+    """SEGEARTH_BASEMAPS, e.g. "Esri.WorldImagery:imagery, OpenTopoMap, OpenStreetMap": names
+    in leafmap's basemap catalog (its own layers plus xyzservices' free ones), imagery marked.
+    leafmap is imported only here, so an app without the variable starts as fast as before."""
+    from leafmap.basemaps import xyz_to_leaflet  # the submodule (leafmap.basemaps is a Box)
+
+    catalog = xyz_to_leaflet()
+    basemaps = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name = item.removesuffix(IMAGERY_MARK).strip()
+        entry = catalog.get(name)
+        if entry is None:
+            close = difflib.get_close_matches(name, list(catalog), n=3)
+            raise InputError(f"SEGEARTH_BASEMAPS: {name!r} is not in leafmap's basemap catalog"
+                             + (f"; did you mean {', '.join(close)}?" if close else ".")
+                             + " Names look like Esri.WorldImagery, OpenTopoMap, OpenStreetMap.")
+        if entry.get("type") != "xyz":
+            raise InputError(f"SEGEARTH_BASEMAPS: {name!r} is a {entry.get('type')} layer; the "
+                             f"map takes XYZ tile layers only.")
+        subdomains = entry.get("subdomains") or "abc"
+        url = entry["url"].replace("{s}", subdomains[0]).replace("{r}", "")
+        basemaps.append(Basemap(
+            key=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"), name=name,
+            tiles=TileSource(url=url, name=name, max_zoom=int(entry.get("max_zoom") or 19),
+                             attribution=entry.get("html_attribution") or entry.get(
+                                 "attribution") or name),
+            imagery=item.endswith(IMAGERY_MARK)))
+    if not any(b.imagery for b in basemaps):
+        raise InputError(f"SEGEARTH_BASEMAPS={text!r}: mark at least one basemap as imagery "
+                         f"(the pixels a run reads), e.g. 'Esri.WorldImagery{IMAGERY_MARK}, "
+                         f"OpenStreetMap'.")
+    return tuple(basemaps)
 
 
 @dataclass(frozen=True)
@@ -68,13 +118,23 @@ class AppConfig:
     checkpoint: str
     demo_checkpoint: str
     precision: str
-    satellite: TileSource
-    street: TileSource
+    basemaps: tuple[Basemap, ...]  # the layer switch's, in order; the first one shows first
     map_view: tuple[float, float, int]
     max_tiles: int
     extra_checkpoints: tuple[str, ...] = ()  # SEGEARTH_CHECKPOINTS
     allow_custom_checkpoints: bool = False  # SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS=1: trusted use
     limits: Limits = Limits()
+
+    @property
+    def satellite(self) -> TileSource:
+        """The imagery a run reads when the visitor's map names none of ours: the first."""
+        return next(b.tiles for b in self.basemaps if b.imagery)
+
+    def imagery(self, key: str | None) -> TileSource:
+        """The imagery basemap the visitor has on screen, by its key; any other key (the
+        visitor's page sends it) gives the first imagery basemap, never a URL of theirs."""
+        return next((b.tiles for b in self.basemaps if b.imagery and b.key == key),
+                    self.satellite)
 
     @property
     def checkpoints(self) -> dict[str, str]:
@@ -120,12 +180,17 @@ class AppConfig:
         street = _OSM if not street_url else TileSource(
             url=street_url, name="street", attribution=environ.get(
                 "SEGEARTH_STREET_TILE_ATTRIBUTION", f"Map from {urlsplit(street_url).hostname}"))
+        satellite = Basemap("satellite", "Satellite", TileSource.from_env(environ), True)
+        basemaps: tuple[Basemap, ...] = (satellite, Basemap("street", "Street map", street, False))
+        if environ.get("SEGEARTH_BASEMAPS", "").strip():
+            basemaps = catalog_basemaps(environ["SEGEARTH_BASEMAPS"])
+            if environ.get("SEGEARTH_TILE_URL", "").strip():  # a private server replaces them
+                basemaps = (satellite, *(b for b in basemaps if not b.imagery))
         return cls(
             checkpoint=checkpoint,
             demo_checkpoint=demo,
             precision=precision,
-            satellite=TileSource.from_env(environ),
-            street=street,
+            basemaps=basemaps,
             map_view=_map_view(environ.get("SEGEARTH_MAP_VIEW", "30.5928,114.3055,15")),
             max_tiles=_positive_int("SEGEARTH_MAX_TILES", environ.get("SEGEARTH_MAX_TILES", "16")),
             extra_checkpoints=tuple(c.strip() for c in environ.get(

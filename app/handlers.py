@@ -182,7 +182,8 @@ class Handlers:
                 raise InputError("No area drawn: draw a rectangle or polygon on the map (tools at "
                                  "its top left), or upload an image.")
             progress(0.05, desc="Fetching map tiles")
-            geo, cached = self.sources.area(geometry, self.config.satellite,
+            on_screen = (geometry.get("properties") or {}).get("basemap")
+            geo, cached = self.sources.area(geometry, self.config.imagery(on_screen),
                                             self.config.max_tiles)
         name = Path(upload).stem if source == SOURCE_UPLOAD else "area"
         run = Run(question, geo, name,

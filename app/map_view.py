@@ -5,7 +5,8 @@ folium map is one-way (Python -> page), but the app needs the drawn area back in
 results pushed onto the same live map. `gr.HTML` loads our served scripts via `head=`, runs
 `static/map.js` via `js_on_load`, and carries data both ways through `props`.
 
-* value (input): the drawn area as a GeoJSON geometry string in lon/lat ("" when none).
+* value (input): the drawn area as a GeoJSON Feature string in lon/lat ("" when none), whose
+  ``basemap`` property is the key of the imagery basemap on screen (the run reads its pixels).
 * `layers` prop (output): {"image", "overlay", "outlines", "fit"}; see `static/map.js`.
 * `opacity` prop (output): overlay opacity, changed without resending the overlay.
 * `draw` event: fired when the user draws, edits or deletes the area.
@@ -18,22 +19,23 @@ from typing import Any
 import gradio as gr
 
 from segearth.errors import InputError
-from segearth.geo import TileSource
+from segearth.vendor import LEAFLET_DIR
 
+from .config import Basemap
 from .static_files import STATIC_DIR, VENDOR_DIR, static_url
 
 
-def basemap(key: str, name: str, tiles: TileSource) -> dict:
-    """One switchable background layer for `map.js`; the first one given is shown first."""
-    return {"key": key, "name": name, "url": tiles.url, "attribution": tiles.attribution,
-            "max_zoom": tiles.max_zoom}
+def basemap_layers(basemaps: tuple[Basemap, ...]) -> list[dict]:
+    """The switchable background layers for `map.js`; the first one is shown first."""
+    return [{"key": b.key, "name": b.name, "url": b.tiles.url, "attribution": b.tiles.attribution,
+             "max_zoom": b.tiles.max_zoom, "imagery": b.imagery} for b in basemaps]
 
 
 def _head() -> str:
     """Stylesheets, then scripts in dependency order (Leaflet, Leaflet.draw, our map)."""
-    css = [VENDOR_DIR / "leaflet/leaflet.css", VENDOR_DIR / "leaflet-draw/leaflet.draw.css",
+    css = [LEAFLET_DIR / "leaflet.css", VENDOR_DIR / "leaflet-draw/leaflet.draw.css",
            STATIC_DIR / "map.css"]
-    js = [VENDOR_DIR / "leaflet/leaflet.js", VENDOR_DIR / "leaflet-draw/leaflet.draw.js",
+    js = [LEAFLET_DIR / "leaflet.js", VENDOR_DIR / "leaflet-draw/leaflet.draw.js",
           STATIC_DIR / "map.js"]
     return "".join(f'<link rel="stylesheet" href="{static_url(p)}">' for p in css) + "".join(
         f'<script src="{static_url(p)}"></script>' for p in js)
@@ -67,7 +69,8 @@ class MapView(gr.HTML):
 
 
 def parse_area(value: str | None) -> dict | None:
-    """The map's value as a GeoJSON geometry dict (lon/lat); None when nothing is drawn.
+    """The map's value as a GeoJSON dict (lon/lat; a geometry, Feature or FeatureCollection);
+    None when nothing is drawn.
     (segearth.geo checks that it is a usable area.)"""
     if not value or not value.strip():
         return None
@@ -76,6 +79,9 @@ def parse_area(value: str | None) -> dict | None:
     except json.JSONDecodeError as exc:
         raise InputError(f"The drawn area is not GeoJSON ({exc}). Draw it again on the "
                          f"map.") from None
+    except RecursionError:
+        raise InputError("The drawn area's JSON is nested too deeply to be a map shape: send "
+                         "one polygon, a Feature or a FeatureCollection of polygons.") from None
     if not isinstance(geometry, dict):
         raise InputError("The drawn area is not a GeoJSON geometry. Draw it again on the map.")
     return geometry

@@ -11,7 +11,7 @@ from . import messages, static_files
 from .config import EXAMPLES_DIR, PRECISION_LABELS, AppConfig
 from .handlers import (SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Focus, Handlers, Preview,
                        Shown)
-from .map_view import MapView, basemap
+from .map_view import MapView, basemap_layers
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 #: Height in px of the map and of the image view (its tab twin).
@@ -60,8 +60,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                 with gr.Tabs(selected=TAB_MAP) as tabs:
                     with gr.Tab("Map", id=TAB_MAP):
                         map_view = MapView(
-                            basemaps=[basemap("satellite", "Satellite", config.satellite),
-                                      basemap("street", "Street map", config.street)],
+                            basemaps=basemap_layers(config.basemaps),
                             view={"center": [lat, lon], "zoom": zoom}, height=VIEW_HEIGHT,
                             label="Map", elem_id="map")
                     with gr.Tab("Image", id=TAB_IMAGE):

@@ -2,8 +2,9 @@
  * The SegEarth map: Leaflet + Leaflet.draw inside a Gradio 6 `gr.HTML` component.
  *
  * Map -> Python: the drawn area (one rectangle or polygon) is written to `props.value` as a
- * GeoJSON geometry string in lon/lat, so it reaches Python as the component's value; a custom
- * "draw" event says that the user drew something.
+ * GeoJSON Feature string in lon/lat, its `basemap` property the key of the imagery basemap on
+ * screen, so it reaches Python as the component's value; a custom "draw" event says that the
+ * user drew something.
  * Python -> map: the `layers` prop ({image, overlay, outlines, focus, fit}) and the `opacity` prop;
  * `outlines` is the regions' GeoJSON; the feature whose `rank` is `focus` (a row clicked in the
  * regions table) is drawn in the highlight style, and `fit` zooms to it;
@@ -19,8 +20,13 @@
   const OUTLINE_STYLE = { color: "#00e5ff", weight: 2, fill: false, className: "segearth-outline" };
   const HIGHLIGHT_STYLE = { color: "#ffd400", weight: 4, fill: false, className: "segearth-highlight" };
 
+  // The background layers; returns a function giving the key of the imagery basemap the
+  // visitor has on screen (or last had, when a non-imagery one is shown): a run reads its pixels
+  // from it.
   function addBasemaps(map, basemaps) {
     const layers = {};
+    const keys = new Map();
+    let imagery = (basemaps.find(function (b) { return b.imagery; }) || {}).key;
     basemaps.forEach(function (b, i) {
       const layer = L.tileLayer(b.url, {
         attribution: b.attribution,
@@ -28,12 +34,18 @@
         className: "segearth-basemap-" + b.key,
       });
       layers[b.name] = layer;
+      keys.set(layer, b);
       if (i === 0) layer.addTo(map);
     });
     L.control.layers(layers, null, { collapsed: false, position: "topright" }).addTo(map);
+    map.on("baselayerchange", function (e) {
+      const b = keys.get(e.layer);
+      if (b && b.imagery) imagery = b.key;
+    });
+    return function () { return imagery; };
   }
 
-  function addDrawing(map, props, trigger) {
+  function addDrawing(map, props, trigger, imageryKey) {
     const drawn = new L.FeatureGroup().addTo(map);
     map.addControl(new L.Control.Draw({
       position: "topleft",
@@ -44,11 +56,18 @@
       },
       edit: { featureGroup: drawn },
     }));
-    function publish() {
+    function area() {
       const shapes = drawn.getLayers();
-      props.value = shapes.length ? JSON.stringify(shapes[0].toGeoJSON().geometry) : "";
-      trigger("draw", { drawn: shapes.length > 0 });
+      if (!shapes.length) return "";
+      return JSON.stringify({ type: "Feature", geometry: shapes[0].toGeoJSON().geometry,
+                              properties: { basemap: imageryKey() } });
     }
+    function publish() {
+      props.value = area();
+      trigger("draw", { drawn: props.value !== "" });
+    }
+    // Switching the imagery changes what a run would read, not what is drawn: no draw event.
+    map.on("baselayerchange", function () { if (props.value) props.value = area(); });
     map.on(L.Draw.Event.CREATED, function (e) {
       drawn.clearLayers();  // one area at a time: the model answers about one image
       drawn.addLayer(e.layer);
@@ -65,8 +84,8 @@
   function mount(element, props, trigger, watch) {
     const container = element.querySelector(".segearth-map");
     const map = L.map(container).setView(props.view.center, props.view.zoom);
-    addBasemaps(map, props.basemaps);
-    addDrawing(map, props, trigger);
+    const imageryKey = addBasemaps(map, props.basemaps);
+    addDrawing(map, props, trigger, imageryKey);
 
     const results = L.layerGroup().addTo(map);
     let overlay = null;

@@ -148,6 +148,14 @@ class RasterFile:
         self.transform: Affine | None = ds.transform if self.crs is not None else None
         if self.crs is not None:
             lonlat_transformer(self.crs, self.path.name)
+            if self.transform.is_degenerate or not all(map(np.isfinite, self.transform)):
+                raise GeoError(
+                    f"{self.path.name} has a coordinate system but a degenerate geotransform "
+                    f"(pixel size {self.transform.a:g} x {self.transform.e:g}: a pixel covers no "
+                    f"ground), so it cannot be placed on a map. Fix its georeferencing (for "
+                    f"example `gdal_edit.py -a_ullr <west> <north> <east> <south> "
+                    f"{self.path.name}`), or remove it (`gdal_edit.py -unsetgt -unsetsrs`) to use "
+                    f"the file as a plain image.")
         self.bands = _choose_bands(ds.count, tuple(ds.colorinterp), bands, self.path)
         self._unique = sorted(set(self.bands))
         self._limits = None if ds.dtypes[0] == "uint8" else self._stretch_limits()

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..fileio import atomic_path
+from ..maps import render_map
 from ..outputs import save_png
 from ..regions import MIN_REGION_PX, Region, Regions, find_regions, min_region_pixels
 from ..visualize import blend, probability_image
@@ -199,13 +200,14 @@ def write_result(result: Result, out_dir: str | Path, stem: str, *, geotiff: boo
 
     With the image in memory (a GeoImage): the mask (0/255), overlay and probability PNGs.
     ``geotiff`` (default: when georeferenced): the mask GeoTIFF in the source CRS and grid.
-    Georeferenced: the GeoJSON regions. ``imagery``: the image itself as a GeoTIFF (fetched
+    Georeferenced: the GeoJSON regions and the map file anyone can open (`segearth.maps`). ``imagery``: the image itself as a GeoTIFF (fetched
     tiles). Always the JSON record (`Result.record()` plus ``extra`` and the file names), last.
     Everything is computed before the first write, and each write is atomic.
     """
     out_dir = Path(out_dir)
     mask, features = result.mask, result.features
     georeferenced = result.georeferenced
+    page = render_map(result) if georeferenced else None
     written: dict[str, Path] = {}
     if isinstance(result.geo, GeoImage):
         image = result.geo.image
@@ -218,6 +220,10 @@ def write_result(result: Result, out_dir: str | Path, stem: str, *, geotiff: boo
                                                      tags=result.properties)
     if features is not None:
         written["geojson"] = write_geojson(features, out_dir / f"{stem}_mask.geojson")
+    if page is not None:
+        with atomic_path(out_dir / f"{stem}_map.html") as tmp:
+            tmp.write_text(page, encoding="utf-8")
+        written["map_html"] = out_dir / f"{stem}_map.html"
     if imagery and isinstance(result.geo, GeoImage):
         source = result.geo.source
         written["image_geotiff"] = write_image_geotiff(

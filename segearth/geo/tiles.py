@@ -103,14 +103,29 @@ class TileSource:
             "{y}", str(tile.y))
 
 
+def _geojson_shape(area: Mapping[str, Any]) -> BaseGeometry:
+    """A GeoJSON geometry, Feature or FeatureCollection (what map widgets, geojson.io and QGIS
+    export) as one shapely geometry: a collection's shapes become their union."""
+    try:
+        if area.get("type") == "FeatureCollection":
+            features = area.get("features") or []
+            if not features:
+                raise GeoError("The GeoJSON FeatureCollection has no features: draw or export at "
+                               "least one polygon.")
+            return shapely.union_all([_geojson_shape(feature) for feature in features])
+        return shape(area.get("geometry") or area)
+    except RecursionError:
+        raise GeoError("The area's GeoJSON is nested too deeply to be a map shape: send one "
+                       "polygon, a Feature or a FeatureCollection of polygons.") from None
+    except (AttributeError, KeyError, TypeError, ValueError, GEOSException) as exc:
+        raise GeoError(f"The drawn area is not a valid GeoJSON geometry ({exc}).") from exc
+
+
 def _area_bounds(area: Area) -> tuple[tuple[float, float, float, float], BaseGeometry | None]:
     """Validated (west, south, east, north) and the polygon, if one was given."""
     polygon = None
     if isinstance(area, Mapping):
-        try:
-            area = shape(area.get("geometry") or area)
-        except (AttributeError, KeyError, TypeError, ValueError, GEOSException) as exc:
-            raise GeoError(f"The drawn area is not a valid GeoJSON geometry ({exc}).") from exc
+        area = _geojson_shape(area)
     if isinstance(area, BaseGeometry):
         polygon = shapely.make_valid(area) if not area.is_valid else area
         if polygon.is_empty or polygon.area == 0:
@@ -284,7 +299,14 @@ def fetch_area(area: Area, source: TileSource, max_tiles: int = 64, timeout: flo
     model; outputs are clipped to the polygon). Transparent tile pixels are not valid either.
     """
     bbox, polygon = _area_bounds(area)
-    zoom = choose_zoom(bbox, source.max_zoom, max_tiles, min_zoom)
+    try:
+        zoom = choose_zoom(bbox, source.max_zoom, max_tiles, min_zoom)
+    except GeoError as exc:
+        parts = len(getattr(polygon, "geoms", ()))
+        if parts < 2:
+            raise
+        raise GeoError(f"The area's {parts} separate shapes are too far apart to fetch as one "
+                       f"area: {exc} Ask about each shape on its own.") from None
     ul, lr = _tile_range(bbox, zoom)
     tiles = [mercantile.Tile(x, y, zoom) for y in range(ul.y, lr.y + 1)
              for x in range(ul.x, lr.x + 1)]

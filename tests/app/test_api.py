@@ -92,7 +92,7 @@ def test_run_on_drawn_area_shows_mask_answer_area_and_files(client, checkpoint):
 
     names = files(result)
     assert set(names) == {"area_mask.png", "area_overlay.png", "area_probability.png",
-                          "area.json", "area_mask.tif", "area_mask.geojson"}
+                          "area.json", "area_mask.tif", "area_mask.geojson", "area_map.html"}
     mask = np.asarray(Image.open(names["area_mask.png"]))
     assert mask.shape == (height, width) and set(np.unique(mask)) <= {0, 255}
     assert Image.open(names["area_overlay.png"]).size == (width, height)

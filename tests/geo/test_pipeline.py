@@ -32,7 +32,7 @@ def test_area_gives_mask_geotiff_geojson_and_imagery_at_the_right_place(tile_ser
     # 20 tiles: zoom 17, an image under the model's 1024 px, so the mask is exact at the edges.
     out = predict_geo(RedPredictor(), AREA, QUESTION, tmp_path / "out",
                       tile_source=loopback(tile_server), checkpoint_name="ckpt-x", max_tiles=20)
-    assert set(out) == {"mask_geotiff", "geojson", "image_geotiff"} | SINGLE_PASS_FILES
+    assert set(out) == {"mask_geotiff", "geojson", "map_html", "image_geotiff"} | SINGLE_PASS_FILES
 
     fc = json.loads(out["geojson"].read_text())
     assert len(fc["features"]) == 1
@@ -98,7 +98,7 @@ def test_geotiff_outputs_stay_in_the_source_crs_and_grid(red_geotiff, tmp_path, 
     predictor = RedPredictor()
     out = predict_geo(predictor, path, QUESTION, tmp_path / "out", tiled=tiled, window=64,
                       overlap=16)
-    assert set(out) == {"mask_geotiff", "geojson", "json"} | (set() if tiled else SINGLE_PASS_FILES)
+    assert set(out) == {"mask_geotiff", "geojson", "map_html", "json"} | (set() if tiled else SINGLE_PASS_FILES)
     record = json.loads(out["json"].read_text())
     assert record["geo"]["question"] == QUESTION and record["geo"]["mode"] == ("tiled" if tiled else "single")
     assert out["mask_geotiff"].name == "scene_mask.tif"
