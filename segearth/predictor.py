@@ -8,6 +8,7 @@ cache, so the mask never depends on it.
 """
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -72,6 +73,11 @@ class Prediction:
     def regions(self) -> list[Region]:
         """The mask's connected regions with their confidence, largest first (segearth.regions)."""
         return find_regions(self.mask, self.probability).regions
+
+    def with_answer(self, stream: "generation.AnswerStream") -> "Prediction":
+        """This prediction with the answer `stream` gave once read (and the seconds it took)."""
+        timings = self.timings if stream.seconds is None else {**self.timings, "answer": stream.seconds}
+        return replace(self, answer=stream.text, timings=timings)
 
     def with_threshold(self, threshold: float) -> "Prediction":
         """The same prediction re-thresholded without running the model."""
@@ -206,6 +212,7 @@ class Predictor:
         self._stop_ids = [processing.seg_token_id(tokenizer), tokenizer.eos_token_id]
         self._image: _ImageState | None = None
         self._text_start: generation.PromptPrefix | None = None  # kept by the first set_image
+        self._stream: generation.AnswerStream | None = None  # the last question's answer
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, precision: str = "auto", device: str | None = None,
@@ -242,6 +249,7 @@ class Predictor:
         call; precision stays as resolved."""
         device = torch.device(device)
         if device != self.device:
+            self._stop_answer()
             self.model.to(device)
             self.device = device
             self._image = None  # its cache and features were made on the old device
@@ -269,6 +277,7 @@ class Predictor:
     @torch.inference_mode()
     def set_image(self, image: processing.ImageLike) -> None:
         """Accepts a path, PIL image or array (any mode, any size). Runs the vision path once."""
+        self._stop_answer()
         seconds: dict[str, float] = {}
         start = time.perf_counter()
         rgb = processing.load_image(image)
@@ -292,12 +301,35 @@ class Predictor:
     def predict(self, question: str, threshold: float | None = None, answer: bool = True) -> Prediction:
         """The mask for `question` about the current image, and the answer if the checkpoint
         gives one (`answer=False` skips generation, e.g. for evaluation). `threshold` None is the
-        checkpoint's own (`SegEarthConfig.mask_threshold`: 0.5 for the released ones)."""
+        checkpoint's own (`SegEarthConfig.mask_threshold`: 0.5 for the released ones).
+        `predict_streaming` gives the same without waiting for the answer."""
+        prediction, stream = self.predict_streaming(question, threshold, answer)
+        for _ in stream:
+            pass
+        return prediction.with_answer(stream)
+
+    @torch.inference_mode()
+    def predict_streaming(self, question: str, threshold: float | None = None,
+                          answer: bool = True) -> tuple[Prediction, generation.AnswerStream]:
+        """The mask for `question` now (the prediction's `answer` is None), and the answer as an
+        iterator of text pieces, decoded while it is read::
+
+            prediction, stream = predictor.predict_streaming("Where could a plane land?")
+            show(prediction.mask)
+            for piece in stream:
+                print(piece, end="")
+            prediction = prediction.with_answer(stream)  # the final text, as `predict` gives it
+
+        The stream yields nothing for a checkpoint without answers (or `answer=False`), one piece
+        ("There is no target object in the image.") when the mask is empty. It shares this
+        predictor's cache: the next `predict`, `predict_streaming` or `set_image` stops it, as
+        does `stream.close()`."""
         if self._image is None:
             raise InputError("No image set: call set_image(image) first.")
         threshold = self.config.mask_threshold if threshold is None else threshold
         _check_threshold(threshold)
         ids = self._question_ids(question)
+        self._stop_answer()
         state = self._image
         timings = dict(state.seconds)
 
@@ -319,20 +351,30 @@ class Predictor:
         timings["postprocess"] = time.perf_counter() - start
 
         mask = threshold_mask(probability, threshold, self.config.min_region_fraction)
-        text = None
-        if answer and self.config.answers:
-            start = time.perf_counter()
-            text = self._answer(state, question_embeds) if mask.any() else EMPTY_TARGET_ANSWER
-            timings["answer"] = time.perf_counter() - start
-        return Prediction(
-            mask=mask, probability=probability, threshold=threshold, answer=text,
+        prediction = Prediction(
+            mask=mask, probability=probability, threshold=threshold, answer=None,
             timings=timings, provenance=self._provenance(question), canvas_probability=canvas_probability,
             min_region_fraction=self.config.min_region_fraction,
         )
+        if not (answer and self.config.answers):
+            stream = generation.AnswerStream()
+        elif not mask.any():
+            stream = generation.AnswerStream(fixed=EMPTY_TARGET_ANSWER, seconds=0.0)
+        else:
+            stream = generation.AnswerStream(self.tokenizer, functools.partial(self._answer, state, question_embeds))
+        self._stream = stream
+        return prediction, stream
 
-    def _answer(self, state: _ImageState, question_embeds: torch.Tensor) -> str:
-        tokens = generation.generate_answer(self.model.llm, state.prefix, question_embeds,
-                                            self._lead_in, self._stop_ids)
+    def _stop_answer(self) -> None:
+        """Stop an answer still being decoded: it reads and extends the cache we are about to use."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    @torch.inference_mode()
+    def _answer(self, state: _ImageState, question_embeds: torch.Tensor, streamer, cancel) -> str:
+        tokens = generation.generate_answer(self.model.llm, state.prefix, question_embeds, self._lead_in,
+                                            self._stop_ids, streamer=streamer, cancel=cancel)
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
     def _question_ids(self, question: str) -> list[int]:
