@@ -12,8 +12,8 @@ Steps, each in a fresh process (so no step inherits another's memory peak or ker
              a new image (`set_image` + `predict`), to a 32-token answer after it, a follow-up
              question, peak GPU memory; and the size of what `set_image` computed and what
              carrying it to the CPU and back costs (the ZeroGPU follow-up path) against encoding
-  agreement  bf16 vs fp32 mask IoU on the parity e2e split (parity weights) and on synthetic
-             scenes (bundled demo model), on the GPU
+  agreement  bf16 mask IoU on the GPU: against fp32 on 50 synthetic scenes at two sizes (the
+             bundled demo model), against the authors' masks on the parity e2e split
   tests      `pytest -m cuda`: the tests of every GPU-only path
   load       `benchmarks/load_app.py --clients 50` with the demo model on the GPU
   train      20 optimiser steps of the released recipe (train/configs/earthreason.json: bf16,
@@ -157,20 +157,20 @@ def speed(precision: str, device: str, small: bool) -> dict:
     return row
 
 
-def agreement(device: str, shared: Path, small: bool) -> dict:
-    """bf16 vs fp32 mask IoU per item: parity e2e split and synthetic scenes. A dry run builds the
-    parity checkpoint but skips its items (1024-pixel canvases: minutes on a CPU) and takes two
-    scenes."""
+def agreement(device: str, small: bool) -> dict:
+    """bf16 mask IoU: against fp32 on synthetic scenes (demo model) and against the authors'
+    masks on the parity e2e split (parity weights). A dry run takes two scenes at one size and
+    builds the parity checkpoint without running its 1024-pixel items (minutes on a CPU)."""
     import bf16_agreement as ba
+    from tests.parity_fixture import PARITY, build_parity_checkpoint
 
-    parity = ba.parity_checkpoint(shared)
-    if parity is None:
-        raise FileNotFoundError(f"no parity fixtures under {shared}: pass --shared (the folder holding reference/parity)")
-    result = {} if small else {"parity e2e": [iou for _, iou in ba.agreement(parity, ba.e2e_items(shared), device)]}
-    for size in (256,) if small else (256, 512):
-        scenes = ba.synthetic_items(2 if small else 50, size)
-        result[f"synthetic {size} px"] = [iou for _, iou in ba.agreement(ba.DEMO_CHECKPOINT, scenes, device)]
-    return result
+    if not PARITY.is_dir():
+        raise FileNotFoundError(f"no parity fixtures at {PARITY}: pass --shared (the folder holding reference/parity)")
+    if small:
+        build_parity_checkpoint()
+        return {"synthetic, bf16 vs fp32": ba.synthetic_agreement(2, [256], device)}
+    return {"synthetic, bf16 vs fp32": ba.synthetic_agreement(50, [256, 512], device),
+            "parity e2e, bf16 vs the authors": ba.parity_against_the_authors(device)}
 
 
 def train_steps(device: str, small: bool) -> dict:
@@ -214,10 +214,9 @@ def printed(name: str, row: dict) -> dict:
     return row
 
 
-def command(args: list[str], env: dict | None = None, timeout: float = 600) -> str:
+def command(args: list[str], timeout: float = 600) -> str:
     """Run a command, echo its output's tail, fail on a non-zero exit."""
-    done = subprocess.run(args, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     output = done.stdout + done.stderr
     print(output[-3000:], flush=True)
     if done.returncode:
@@ -239,14 +238,14 @@ def main() -> int:
     if not small:
         print(f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
     precisions = ["fp32", "bf16"] if small else ["bf16", "fp16", "int8", "int4"]
-    env = {"SEGEARTH_SHARED": str(args.shared.resolve())}
+    os.environ["SEGEARTH_SHARED"] = str(args.shared.resolve())  # for every step's processes
     steps: dict[str, Callable[[], object]] = {
         "speed": lambda: {p: printed(p, in_fresh_process(speed, p, device, small)) for p in precisions},
-        "agreement": lambda: in_fresh_process(agreement, device, args.shared, small),
+        "agreement": lambda: in_fresh_process(agreement, device, small),
         "tests": lambda: command([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "tests/inference",
-                                  "tests/model", "-p", "no:cacheprovider"], env).strip().splitlines()[-1],
+                                  "tests/model", "-p", "no:cacheprovider"]).strip().splitlines()[-1],
         "load": lambda: command([sys.executable, "benchmarks/load_app.py", "--clients", "2" if small else "50"],
-                                env, timeout=900).strip().splitlines()[-5:],
+                                timeout=900).strip().splitlines()[-5:],
         "train": lambda: in_fresh_process(train_steps, device, small),
     }
     results, failed = {}, []

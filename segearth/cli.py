@@ -55,8 +55,9 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """`segearth predict`: the files of `write_result`, then the result and one line per region."""
-    from .geo import GeoImage, Result, TileSource, predict_geo, write_result
+    """`segearth predict`: the files of `write_result` and one line per region as soon as the mask
+    exists, then the answer streamed as it is decoded (the JSON record gets it at the end)."""
+    from .geo import GeoImage, Result, TileSource, predict_geo, write_record, write_result
     from .predictor import Predictor
     from .processing import load_image
 
@@ -74,30 +75,43 @@ def run_predict(args: argparse.Namespace) -> int:
                               tile_source=tile_source, checkpoint_name=args.checkpoint,
                               threshold=args.threshold, bands=bands, max_tiles=args.max_tiles,
                               min_region_px=args.min_region_px)
-    else:
-        image = GeoImage(load_image(args.image), source={"kind": "image", "path": str(args.image)})
-        predictor.set_image(image.image)
-        prediction = predictor.predict(args.question, threshold=args.threshold, answer=not args.no_answer)
-        result = Result.from_prediction(prediction, image, args.question, checkpoint=args.checkpoint,
-                                        min_region_px=args.min_region_px)
-        written = write_result(result, args.out, args.image.stem)
-    for kind, path in written.items():
-        print(f"{kind:>16}: {path}")
-    _print_record(json.loads(written["json"].read_text()))
+        _print_files(written)
+        _print_answer(json.loads(written["json"].read_text()))
+        return 0
+    image = GeoImage(load_image(args.image), source={"kind": "image", "path": str(args.image)})
+    predictor.set_image(image.image)
+    prediction, stream = predictor.predict_streaming(args.question, threshold=args.threshold,
+                                                     answer=not args.no_answer)
+
+    def result_of(prediction) -> Result:
+        return Result.from_prediction(prediction, image, args.question, checkpoint=args.checkpoint,
+                                      min_region_px=args.min_region_px)
+
+    written = write_result(result_of(prediction), args.out, args.image.stem)
+    _print_files(written)  # the mask is on disk and on screen before any answer text
+    shown = ""
+    for piece in stream:
+        if not shown:
+            piece = piece.lstrip()
+            if not piece:
+                continue
+            print("Answer: ", end="")
+        shown += piece
+        print(piece, end="", flush=True)
+    if shown:
+        print()
+    final = result_of(prediction.with_answer(stream))
+    write_record(final, written["json"], written)
+    _print_answer(final.record(), streamed=shown)
     return 0
 
 
-def _parse_bands(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(b) for b in text.split(","))
-    except ValueError:
-        raise InputError(f"--bands takes comma-separated band numbers such as 4,3,2, not {text!r}.") from None
-
-
-def _print_record(record: dict) -> None:
-    """The run in words, from its JSON record (so the screen and the file cannot disagree)."""
+def _print_files(written: dict[str, Path]) -> None:
+    """The files written, then the run in words from its JSON record (so the screen and the file
+    cannot disagree): found or not, one line per region."""
+    for kind, path in written.items():
+        print(f"{kind:>16}: {path}")
+    record = json.loads(written["json"].read_text())
     if record["found"]:
         print(f"Target found: {100 * record['positive_fraction']:.2f} % of the image.")
     else:
@@ -109,13 +123,28 @@ def _print_record(record: dict) -> None:
         print(f"region {row['rank']}: {size}{row['pixels']:,} px, score {row['score']:.3f}, "
               f"peak {row['peak']:.3f}, pixels x {col0}-{col1} y {row0}-{row1}")
     if record["dropped_regions"]:
-        print(f"({record['dropped_regions']} region(s) under {record['min_region_px']} px dropped)")
-    if record["answer"] is not None:
-        print(f"Answer: {record['answer']}")
-    elif record["answer_note"]:
+        print(f"({record['dropped_regions']} region(s) under {record['min_region_px']} px dropped)",
+              flush=True)
+
+
+def _print_answer(record: dict, streamed: str = "") -> None:
+    """The answer (unless it was streamed as it is), or why there is none (once), and timings."""
+    if record["answer"] is not None and record["answer"] != streamed.strip():
+        print(f"Answer: {record['answer']}" if not streamed else
+              f"Answer (a repeating loop cut): {record['answer']}")
+    elif record["answer"] is None and record["answer_note"]:
         print(f"No answer: {record['answer_note']}")
     if record["timings_s"]:
         print("Timings (s): " + json.dumps(record["timings_s"]))
+
+
+def _parse_bands(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise InputError(f"--bands takes comma-separated band numbers such as 4,3,2, not {text!r}.") from None
 
 
 def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,9 @@ cache, so the mask never depends on it.
 """
 from __future__ import annotations
 
+import functools
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: CPU flags of native bf16 matrix units: AVX-512 BF16 dot products, AMX tiles.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-#: Whether bf16 masks agree with fp32 well enough for `auto` to pick bf16 on such CPUs: every
-#: item of the parity e2e split and of the synthetic scenes at IoU >= 0.99 (README, "Speed and
-#: memory"). Where this is False, `auto` stays fp32 on every CPU.
+#: The bf16-vs-fp32 mask IoU every item must reach for `auto` to pick bf16 on such CPUs.
+BF16_MIN_IOU = 0.99
+#: Whether bf16 masks agree with fp32 well enough for `auto` to pick bf16 on such CPUs, as
+#: `benchmarks/bf16_agreement.py` measures it: the bundled demo model's masks on every item of
+#: at least 50 synthetic scenes at two sizes at `BF16_MIN_IOU`, and bf16 on the parity e2e split
+#: within the bf16 parity test's bound against the authors' masks (README, "Speed and memory").
+#: Where this is False, `auto` stays fp32 on every CPU.
 BF16_AGREES_ON_CPU = False
 #: The question used by `warm_up` (any text: only its length matters to the kernels).
 WARM_UP_QUESTION = "Where is the warm-up target?"
@@ -67,6 +73,11 @@ class Prediction:
     def regions(self) -> list[Region]:
         """The mask's connected regions with their confidence, largest first (segearth.regions)."""
         return find_regions(self.mask, self.probability).regions
+
+    def with_answer(self, stream: "generation.AnswerStream") -> "Prediction":
+        """This prediction with the answer `stream` gave once read (and the seconds it took)."""
+        timings = self.timings if stream.seconds is None else {**self.timings, "answer": stream.seconds}
+        return replace(self, answer=stream.text, timings=timings)
 
     def with_threshold(self, threshold: float) -> "Prediction":
         """The same prediction re-thresholded without running the model."""
@@ -130,7 +141,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "bf16" if BF16_AGREES_ON_CPU and cpu_has_native_bf16() else "fp32"
     if precision == "fp16" and device.type == "cpu":
         raise InputError("fp16 needs a GPU; on the CPU use fp32, bf16 or int8.")
-    if precision in ("int8", "int4"):
+    if precision == "int4" or (precision == "int8" and device.type == "cuda"):
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
@@ -166,6 +177,25 @@ def quantize_llm(llm: nn.Module, bits: int, compute_dtype: torch.dtype) -> None:
             setattr(parent, name.rpartition(".")[2], new)
 
 
+def quantize_llm_cpu(llm: nn.Module) -> None:
+    """int8 on a CPU: the Linear layers inside the LLM's decoder layers become PyTorch's own
+    dynamically quantised ones (int8 weights, activations quantised per call; fbgemm's kernels
+    through the default `x86` engine). Embeddings, norms, lm_head and the vision/mask parts stay fp32.
+
+    Measured per decoded token of the released-size LLM (README, "Speed and memory"), this is
+    the fast CPU path; bitsandbytes' int8 on a CPU was slower than fp32 and stays the GPU path.
+    `torch.ao.quantization` rather than torchao, its maintained successor: torchao's eager CPU
+    int8 paths measured slower per token than fp32 (dynamic activations) or 5x slower (weight
+    only). `torch.ao` warns that it is deprecated; the warning is silenced here, where the
+    choice is made, and a PyTorch without it fails `tests/inference/test_predictor.py`.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
+        quantize_dynamic(llm.model.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
 class Predictor:
     """segment-anything style: `set_image(image)` then `predict(question)`."""
 
@@ -182,6 +212,7 @@ class Predictor:
         self._stop_ids = [processing.seg_token_id(tokenizer), tokenizer.eos_token_id]
         self._image: _ImageState | None = None
         self._text_start: generation.PromptPrefix | None = None  # kept by the first set_image
+        self._stream: generation.AnswerStream | None = None  # the last question's answer
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, precision: str = "auto", device: str | None = None,
@@ -218,6 +249,7 @@ class Predictor:
         call; precision stays as resolved."""
         device = torch.device(device)
         if device != self.device:
+            self._stop_answer()
             self.model.to(device)
             self.device = device
             self._image = None  # its cache and features were made on the old device
@@ -231,7 +263,10 @@ class Predictor:
         # int8 / int4: LLM weights quantised; its other tensors in the compute dtype
         compute = torch.float16 if self.device.type == "cuda" else torch.float32
         model.llm.to(compute)
-        quantize_llm(model.llm, 8 if self.precision == "int8" else 4, compute)
+        if self.precision == "int8" and self.device.type == "cpu":
+            quantize_llm_cpu(model.llm)
+        else:
+            quantize_llm(model.llm, 8 if self.precision == "int8" else 4, compute)
         return model.to(self.device)
 
     @property
@@ -242,6 +277,7 @@ class Predictor:
     @torch.inference_mode()
     def set_image(self, image: processing.ImageLike) -> None:
         """Accepts a path, PIL image or array (any mode, any size). Runs the vision path once."""
+        self._stop_answer()
         seconds: dict[str, float] = {}
         start = time.perf_counter()
         rgb = processing.load_image(image)
@@ -265,12 +301,35 @@ class Predictor:
     def predict(self, question: str, threshold: float | None = None, answer: bool = True) -> Prediction:
         """The mask for `question` about the current image, and the answer if the checkpoint
         gives one (`answer=False` skips generation, e.g. for evaluation). `threshold` None is the
-        checkpoint's own (`SegEarthConfig.mask_threshold`: 0.5 for the released ones)."""
+        checkpoint's own (`SegEarthConfig.mask_threshold`: 0.5 for the released ones).
+        `predict_streaming` gives the same without waiting for the answer."""
+        prediction, stream = self.predict_streaming(question, threshold, answer)
+        for _ in stream:
+            pass
+        return prediction.with_answer(stream)
+
+    @torch.inference_mode()
+    def predict_streaming(self, question: str, threshold: float | None = None,
+                          answer: bool = True) -> tuple[Prediction, generation.AnswerStream]:
+        """The mask for `question` now (the prediction's `answer` is None), and the answer as an
+        iterator of text pieces, decoded while it is read::
+
+            prediction, stream = predictor.predict_streaming("Where could a plane land?")
+            show(prediction.mask)
+            for piece in stream:
+                print(piece, end="")
+            prediction = prediction.with_answer(stream)  # the final text, as `predict` gives it
+
+        The stream yields nothing for a checkpoint without answers (or `answer=False`), one piece
+        ("There is no target object in the image.") when the mask is empty. It shares this
+        predictor's cache: the next `predict`, `predict_streaming` or `set_image` stops it, as
+        does `stream.close()`."""
         if self._image is None:
             raise InputError("No image set: call set_image(image) first.")
         threshold = self.config.mask_threshold if threshold is None else threshold
         _check_threshold(threshold)
         ids = self._question_ids(question)
+        self._stop_answer()
         state = self._image
         timings = dict(state.seconds)
 
@@ -292,20 +351,30 @@ class Predictor:
         timings["postprocess"] = time.perf_counter() - start
 
         mask = threshold_mask(probability, threshold, self.config.min_region_fraction)
-        text = None
-        if answer and self.config.answers:
-            start = time.perf_counter()
-            text = self._answer(state, question_embeds) if mask.any() else EMPTY_TARGET_ANSWER
-            timings["answer"] = time.perf_counter() - start
-        return Prediction(
-            mask=mask, probability=probability, threshold=threshold, answer=text,
+        prediction = Prediction(
+            mask=mask, probability=probability, threshold=threshold, answer=None,
             timings=timings, provenance=self._provenance(question), canvas_probability=canvas_probability,
             min_region_fraction=self.config.min_region_fraction,
         )
+        if not (answer and self.config.answers):
+            stream = generation.AnswerStream()
+        elif not mask.any():
+            stream = generation.AnswerStream(fixed=EMPTY_TARGET_ANSWER, seconds=0.0)
+        else:
+            stream = generation.AnswerStream(self.tokenizer, functools.partial(self._answer, state, question_embeds))
+        self._stream = stream
+        return prediction, stream
 
-    def _answer(self, state: _ImageState, question_embeds: torch.Tensor) -> str:
-        tokens = generation.generate_answer(self.model.llm, state.prefix, question_embeds,
-                                            self._lead_in, self._stop_ids)
+    def _stop_answer(self) -> None:
+        """Stop an answer still being decoded: it reads and extends the cache we are about to use."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    @torch.inference_mode()
+    def _answer(self, state: _ImageState, question_embeds: torch.Tensor, streamer, cancel) -> str:
+        tokens = generation.generate_answer(self.model.llm, state.prefix, question_embeds, self._lead_in,
+                                            self._stop_ids, streamer=streamer, cancel=cancel)
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
     def _question_ids(self, question: str) -> list[int]:
