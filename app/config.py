@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from segearth.constants import RELEASED_CHECKPOINTS
 from segearth.errors import InputError
 from segearth.geo import TileSource
-from segearth.predictor import PRECISIONS
+from segearth.runtime import PRECISIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"

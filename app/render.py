@@ -14,7 +14,8 @@ from rasterio.crs import CRS
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from shapely.geometry import shape
 
-from segearth.geo import GeoImage, Result, lonlat_transformer
+from segearth import Result
+from segearth.geo import GeoImage, lonlat_transformer
 from segearth.visualize import HIGHLIGHT_COLOR, MASK_COLOR, blend, outline
 
 #: Longest side of images sent to the browser: enough for a sharp map overlay, small enough

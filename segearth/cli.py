@@ -56,9 +56,11 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """`segearth predict`: the files of `write_result`, then the result and one line per region."""
-    from .geo import GeoImage, Result, TileSource, predict_geo, write_result
+    from .geo import GeoImage, TileSource
+    from .image_processing import load_image
+    from .pipelines import predict_geo
     from .predictor import Predictor
-    from .processing import load_image
+    from .result import write_result
 
     if (args.image is None) == (args.bbox is None):
         raise InputError("Give either an IMAGE or --bbox WEST SOUTH EAST NORTH (not both).")
@@ -76,10 +78,9 @@ def run_predict(args: argparse.Namespace) -> int:
                               min_region_px=args.min_region_px)
     else:
         image = GeoImage(load_image(args.image), source={"kind": "image", "path": str(args.image)})
-        predictor.set_image(image.image)
-        prediction = predictor.predict(args.question, threshold=args.threshold, answer=not args.no_answer)
-        result = Result.from_prediction(prediction, image, args.question, checkpoint=args.checkpoint,
-                                        min_region_px=args.min_region_px)
+        predictor.set_image(image)
+        result = predictor.predict(args.question, threshold=args.threshold, answer=not args.no_answer,
+                                   min_region_px=args.min_region_px)
         written = write_result(result, args.out, args.image.stem)
     for kind, path in written.items():
         print(f"{kind:>16}: {path}")

@@ -26,8 +26,9 @@ import numpy as np
 from segearth.data.registry import load_dataset
 from segearth.data.synthetic import generate_dataset
 from segearth.metrics import intersection_union, sample_iou
-from segearth.predictor import Predictor, threshold_mask
-from segearth.processing import mask_to_canvas
+from segearth.image_processing import mask_to_canvas
+from segearth.predictor import Predictor
+from segearth.result import mask_regions, smallest_region_px
 
 CALIBRATION_SEED = 2
 CANDIDATE_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)
@@ -51,7 +52,7 @@ def score(items: list[tuple[np.ndarray, np.ndarray]], threshold: float, fraction
     """(share of absent targets empty, share of present targets found, gIoU)."""
     empty, found, ious = [], [], []
     for probability, target in items:
-        mask = threshold_mask(probability, threshold, fraction)
+        mask = mask_regions(probability, threshold, smallest_region_px(1, fraction, probability.shape[0])).mask
         (found if target.any() else empty).append(mask.any() == target.any())
         ious.append(sample_iou(*intersection_union(mask, target)))
     return float(np.mean(empty)), float(np.mean(found)), float(np.mean(ious))

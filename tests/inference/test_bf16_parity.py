@@ -10,7 +10,7 @@ import pytest
 
 from segearth.metrics import intersection_union, sample_iou
 from segearth.predictor import Predictor
-from segearth.processing import canvas_to_image
+from segearth.image_processing import canvas_to_image
 
 from .test_e2e_parity import SPLIT, STEMS, golden_mask
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segearth import predictor as predictor_module
+from segearth import runtime as runtime_module
 from segearth.errors import InputError
-from segearth.predictor import cpu_has_native_bf16, resolve_precision
+from segearth.runtime import cpu_has_native_bf16, resolve_precision
 
 CPU = torch.device("cpu")
 
@@ -23,16 +23,16 @@ def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
 
 
 def test_auto_on_a_cpu_with_native_bf16(monkeypatch):
-    monkeypatch.setattr(predictor_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
-    monkeypatch.setattr(predictor_module, "BF16_AGREES_ON_CPU", True)
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", True)
     assert resolve_precision("auto", CPU) == "bf16"
-    monkeypatch.setattr(predictor_module, "BF16_AGREES_ON_CPU", False)  # masks would disagree
+    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", False)  # masks would disagree
     assert resolve_precision("auto", CPU) == "fp32"
 
 
 def test_auto_on_a_cpu_without_native_bf16(monkeypatch):
-    monkeypatch.setattr(predictor_module, "cpu_flags", lambda: {"avx2", "fma"})
-    monkeypatch.setattr(predictor_module, "BF16_AGREES_ON_CPU", True)
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", True)
     assert resolve_precision("auto", CPU) == "fp32"
     assert resolve_precision("bf16", CPU) == "bf16"  # asked for explicitly, it still runs
     with pytest.raises(InputError, match="fp16 needs a GPU"):
