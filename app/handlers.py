@@ -14,10 +14,9 @@ from typing import Any, Callable, NamedTuple
 import gradio as gr
 import numpy as np
 
-from segearth import checkpoints
+from segearth import Result, checkpoints
 from segearth.config import SegEarthConfig
 from segearth.errors import InputError, SegEarthError
-from segearth import Result
 from segearth.visualize import blend
 
 from . import messages

@@ -3,7 +3,7 @@
 
 A small model trained briefly answers some absent targets with a few stray blobs, and a person
 reads any blob as "here it is"; its probabilities are not calibrated at 0.5 either. This script
-asks a synthetic calibration set generated apart from every set the README reports (seed 2: its
+asks a synthetic calibration set generated apart from every set docs/training.md reports (seed 2: its
 training-phrasing split and its held-out validation split) each item's first question once, then
 scores every (threshold, floor) pair: how many absent targets come out empty, how many present
 ones are still found, and the gIoU on the padded canvas, as `segearth eval` scores. Of the pairs

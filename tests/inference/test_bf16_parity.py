@@ -14,7 +14,7 @@ from segearth.image_processing import canvas_to_image
 
 from .test_e2e_parity import SPLIT, STEMS, golden_mask
 
-#: The lowest IoU measured over the seven items (0.903, README "Speed and memory"), less a
+#: The lowest IoU measured over the seven items (0.903, docs/speed.md), less a
 #: margin for other CPUs' kernels.
 MIN_BF16_IOU = 0.90
 
