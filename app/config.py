@@ -1,7 +1,8 @@
 """Everything the app reads from the environment, read once at start-up (`AppConfig.from_env`).
 
-The variables and their defaults are listed for users in app/README_SECTION.md (the README's
-"Web app" section). GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself.
+The variables and their defaults are listed for users in the README's "Web app" section, the
+limits in docs/server.md's limits table. GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by
+Gradio itself.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from segearth.constants import RELEASED_CHECKPOINTS
 from segearth.errors import InputError
 from segearth.geo import TileSource
-from segearth.predictor import PRECISIONS
+from segearth.runtime import PRECISIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
@@ -30,7 +31,7 @@ DEMO_LABEL = "Bundled demo model"
 PRECISION_LABELS = {"auto": "auto (bf16/fp16 on a GPU, fp32 on CPU)", "fp16": "fp16 (GPU)",
                     "int8": "8-bit (int8)", "int4": "4-bit (int4)"}
 
-#: Environment variable -> Limits field (the README's limits table lists both, and defaults).
+#: Environment variable -> Limits field (docs/server.md's limits table lists both, and defaults).
 _LIMIT_VARIABLES = {
     "SEGEARTH_MAX_UPLOAD_MB": "max_upload_mb",
     "SEGEARTH_MAX_IMAGE_MEGAPIXELS": "max_image_megapixels",

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from segearth.errors import SegEarthError
-from segearth.geo import write_result
+from segearth import write_result
 
 from .runs import RunView
 

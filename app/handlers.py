@@ -14,10 +14,9 @@ from typing import Any, Callable, NamedTuple
 import gradio as gr
 import numpy as np
 
-from segearth import checkpoints
+from segearth import Result, checkpoints
 from segearth.config import SegEarthConfig
 from segearth.errors import InputError, SegEarthError
-from segearth.geo import Result
 from segearth.visualize import blend
 
 from . import messages
@@ -201,11 +200,10 @@ class Handlers:
             with loading(ckpt, prec, self.config):
                 model = self.models.get(ckpt, prec)
             progress((i + 0.5) / len(models), desc=f"Reading the image and answering{step}")
-            prediction, encode, seconds = model.answer(geo.image, question, threshold)
+            result, encode, seconds = model.answer(geo, question, threshold)
             public = self.config.name_of(ckpt)  # what the page and the downloads may show
-            prediction = replace(prediction, provenance={**prediction.provenance,
-                                                         "checkpoint": public})
-            run.answers.append(Answer(public, prec, prediction, {
+            result = replace(result, provenance={**result.provenance, "checkpoint": public})
+            run.answers.append(Answer(public, prec, result, {
                 "load": None if loaded else model.load_seconds, "encode": encode,
                 "answer": seconds}))
             stages.update({f"{k}{i + 1 if i else ''}": v

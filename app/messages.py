@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from segearth.geo import Result
+from segearth import Result
 
 from .runs import RunView
 

@@ -16,15 +16,21 @@ import numpy as np
 from cachetools import LRUCache
 
 from segearth import zerogpu
-from segearth.predictor import Prediction, Predictor
+from segearth import Result
+from segearth.geo import GeoImage
+from segearth.predictor import Predictor
+from segearth.regions import MIN_REGION_PX
 
 log = logging.getLogger("segearth.app")
 
 
-def image_key(image: np.ndarray) -> str:
-    """Content hash of an image: equal pixels mean reusable features, whatever their source."""
-    digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16)
-    digest.update(repr(image.shape).encode())
+def image_key(image: GeoImage) -> str:
+    """Content hash of an image and its valid pixels: equal ones mean reusable features and the
+    same mask, whatever their source (the valid pixels decide whether a target is found)."""
+    digest = hashlib.blake2b(np.ascontiguousarray(image.image).data, digest_size=16)
+    digest.update(repr(image.image.shape).encode())
+    if image.valid is not None:
+        digest.update(np.packbits(image.valid).data)
     return digest.hexdigest()
 
 
@@ -39,22 +45,23 @@ class LoadedModel:
     image: str | None = None  # image_key of the image whose features the predictor holds
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def answer(self, image: np.ndarray, question: str,
-               threshold: float) -> tuple[Prediction, float | None, float]:
-        """The prediction for `question` about `image`, the seconds spent encoding the image
+    def answer(self, image: GeoImage, question: str,
+               threshold: float) -> tuple[Result, float | None, float]:
+        """The result for `question` about `image`, the seconds spent encoding the image
         (None when the cached features were reused) and those spent answering. Atomic per
         model: the features predict reads are those of `image`, whoever else runs."""
         with self.lock:
             if zerogpu.active():  # image and question in one GPU call; nothing cached between
                 start = time.perf_counter()
-                encode, prediction = zerogpu.ask(self.predictor, image, question, threshold)
-                return prediction, encode, time.perf_counter() - start - encode
+                encode, result = zerogpu.ask(self.predictor, image, question, threshold)
+                return result, encode, time.perf_counter() - start - encode
             encode = self._use_image(image)
             start = time.perf_counter()
-            prediction = self.predictor.predict(question, threshold=threshold, answer=True)
-            return prediction, encode, time.perf_counter() - start
+            result = self.predictor.predict(question, threshold=threshold, answer=True,
+                                            min_region_px=MIN_REGION_PX)
+            return result, encode, time.perf_counter() - start
 
-    def _use_image(self, image: np.ndarray) -> float | None:
+    def _use_image(self, image: GeoImage) -> float | None:
         key = image_key(image)
         if key == self.image:
             return None

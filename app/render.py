@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 from shapely.geometry import shape
 
-from segearth.geo import GeoImage, Result
+from segearth import Result
+from segearth.geo import GeoImage
 # image_rgba, mask_rgba re-exported: the handlers take every map image from this module
 from segearth.maps import data_url, image_rgba, mask_rgba, web_mercator  # noqa: F401
 from segearth.visualize import HIGHLIGHT_COLOR, blend, outline

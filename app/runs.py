@@ -1,18 +1,18 @@
 """One run: a question about one image, answered by one checkpoint (two in compare mode).
 
-A `Run` keeps the predictions with their probabilities, so `Run.at(threshold)` re-thresholds
-without the model: it builds segearth's `Result` for each answer, the same object the command
-line builds, and the page and the downloads are rendered from it.
+A `Run` keeps each model's `Result` (its probability and answer), so `Run.at(threshold)`
+re-thresholds without the model: the same `Result`, the same rule, the command line uses, and
+the page and the downloads are rendered from it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from segearth.geo import GeoImage, Result
+from segearth import Result
+from segearth.geo import GeoImage
 from segearth.metrics import intersection_union, sample_iou
-from segearth.predictor import Prediction
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Answer:
 
     checkpoint: str
     precision: str
-    prediction: Prediction
+    result: Result  # at the run's threshold, answered
     timings: dict[str, float | None]  # load / encode / predict; None = a cache answered
 
 
@@ -43,8 +43,8 @@ class Run:
     def at(self, threshold: float) -> RunView:
         """The run at `threshold`: one segearth Result per answer."""
         return RunView(self, threshold, [
-            Result.from_prediction(answer.prediction, self.geo, self.question, threshold,
-                                   checkpoint=answer.checkpoint, time_utc=self.time_utc)
+            replace(answer.result, threshold=threshold, geo=self.geo, checkpoint=answer.checkpoint,
+                    time_utc=self.time_utc)
             for answer in self.answers])
 
 

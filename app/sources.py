@@ -14,7 +14,8 @@ from pathlib import Path
 from cachetools import LRUCache
 
 from segearth.errors import InputError
-from segearth.geo import SINGLE_PASS_MAX_SIZE, GeoImage, RasterFile, TileSource, fetch_area
+from segearth.geo import GeoImage, RasterFile, TileSource, fetch_area
+from segearth.pipelines import SINGLE_PASS_MAX_SIZE
 
 from .config import Limits
 from .guard import check_image_size

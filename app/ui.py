@@ -5,7 +5,7 @@ from typing import Any
 
 import gradio as gr
 
-from segearth.predictor import PRECISIONS
+from segearth.runtime import PRECISIONS
 
 from . import messages, static_files
 from .config import EXAMPLES_DIR, PRECISION_LABELS, AppConfig

@@ -43,7 +43,7 @@ import torch
 from predictor_cache import QUESTIONS, PeakMemory, random_tokenizer
 from transformers.generation.streamers import BaseStreamer
 
-from segearth import cpu_linear, processing
+from segearth import cpu_linear, image_processing
 from segearth.config import SegEarthConfig
 from segearth.model import SegEarthR1, generation, pixel_decoder
 from segearth.predictor import Predictor, resolve_device, resolve_precision
@@ -147,7 +147,7 @@ class StageProfile:
                 finally:
                     self.seconds["upsampling"] += self._now() - start
             return wrapper
-        with mock.patch.multiple(processing, **{n: timed(getattr(processing, n)) for n in UPSAMPLING}):
+        with mock.patch.multiple(image_processing, **{n: timed(getattr(image_processing, n)) for n in UPSAMPLING}):
             yield
 
 

@@ -1,14 +1,17 @@
 """SegEarth-R1: geospatial pixel reasoning.
 
-    from segearth import Predictor
+    from segearth import Predictor, write_result
     predictor = Predictor.from_pretrained("earth-insights/SegEarth-R1-EarthReason")
     predictor.set_image("scene.png")
     result = predictor.predict("If an earthquake struck, where could residents gather safely?")
+    result.mask, result.regions, result.answer
+    write_result(result, "out", "scene")
 """
 from .config import SegEarthConfig
 from .errors import CheckpointError, GeoError, InputError, SegEarthError
 from .model import SegEarthR1
-from .predictor import Prediction, Predictor
+from .predictor import Predictor
+from .result import Result, write_result
 
-__all__ = ["CheckpointError", "GeoError", "InputError", "Prediction", "Predictor", "SegEarthConfig",
-           "SegEarthError", "SegEarthR1"]
+__all__ = ["CheckpointError", "GeoError", "InputError", "Predictor", "Result", "SegEarthConfig",
+           "SegEarthError", "SegEarthR1", "write_result"]

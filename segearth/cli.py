@@ -57,9 +57,11 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """`segearth predict`: the files of `write_result` and one line per region as soon as the mask
     exists, then the answer streamed as it is decoded (the JSON record gets it at the end)."""
-    from .geo import GeoImage, Result, TileSource, predict_geo, write_record, write_result
+    from .geo import GeoImage, TileSource
+    from .image_processing import load_image
+    from .pipelines import predict_geo
     from .predictor import Predictor
-    from .processing import load_image
+    from .result import write_record, write_result
 
     if (args.image is None) == (args.bbox is None):
         raise InputError("Give either an IMAGE or --bbox WEST SOUTH EAST NORTH (not both).")
@@ -79,15 +81,10 @@ def run_predict(args: argparse.Namespace) -> int:
         _print_answer(json.loads(written["json"].read_text()))
         return 0
     image = GeoImage(load_image(args.image), source={"kind": "image", "path": str(args.image)})
-    predictor.set_image(image.image)
-    prediction, stream = predictor.predict_streaming(args.question, threshold=args.threshold,
-                                                     answer=not args.no_answer)
-
-    def result_of(prediction) -> Result:
-        return Result.from_prediction(prediction, image, args.question, checkpoint=args.checkpoint,
-                                      min_region_px=args.min_region_px)
-
-    written = write_result(result_of(prediction), args.out, args.image.stem)
+    predictor.set_image(image)
+    result, stream = predictor.predict_streaming(args.question, threshold=args.threshold,
+                                                 answer=not args.no_answer, min_region_px=args.min_region_px)
+    written = write_result(result, args.out, args.image.stem)
     _print_files(written)  # the mask is on disk and on screen before any answer text
     shown = ""
     for piece in stream:
@@ -100,7 +97,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(piece, end="", flush=True)
     if shown:
         print()
-    final = result_of(prediction.with_answer(stream))
+    final = result.with_answer(stream.text, stream.seconds)
     write_record(final, written["json"], written)
     _print_answer(final.record(), streamed=shown)
     return 0

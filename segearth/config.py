@@ -161,12 +161,12 @@ class SegEarthConfig:
     #: at the image's own size): smaller 4-connected regions are this checkpoint's threshold
     #: noise and are removed, so a mask of specks is "no target" (not found, the empty-target
     #: answer). 0 keeps every pixel, as the authors' code does (released checkpoints); the demo
-    #: model sets it from a calibration set (README, "The bundled demo model").
+    #: model sets it from a calibration set (docs/training.md, "The bundled demo model").
     min_region_fraction: float = 0.0
     #: The probability above which a pixel is in the mask when a caller does not choose one.
     #: 0.5 is the authors' "logit > 0" (released checkpoints); a briefly trained model's
     #: probabilities are not calibrated at 0.5, so the demo model carries the threshold picked
-    #: with its noise floor on a calibration set (README, "The bundled demo model").
+    #: with its noise floor on a calibration set (docs/training.md, "The bundled demo model").
     mask_threshold: float = 0.5
 
     def __post_init__(self) -> None:

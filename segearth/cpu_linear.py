@@ -3,9 +3,9 @@
 PyTorch runs an fp32 `nn.Linear` on the CPU with MKL's sgemm, and bf16 ones with oneDNN. On
 this project's CPU (AMD EPYC, AVX-512) oneDNN's fp32 kernel is much faster for the shapes a
 predictor meets, measured with plain (unpacked) weights: 2.5x for a question's 20 rows through
-the LLM, 1.9x for the 129-row prompt prefix, 1.25x for the Swin's 4,096-row windows (README,
-"Speed and memory"). Same arithmetic, another summation order: outputs agree to a few units in
-the last place. A predictor routes the Swin encoder and the LLM, where nearly all the fp32 time
+the LLM, 1.9x for the 129-row prompt prefix, 1.25x for the Swin's 4,096-row windows
+(docs/speed.md). Same arithmetic, another summation order: outputs agree to a few units in the
+last place. A predictor routes the Swin encoder and the LLM, where nearly all the fp32 time
 is; the parity split's seven masks then differ from the authors' in 2 canvas pixels in all (12
 before). The pixel decoder stays on `F.linear`: its sampling offsets decide where deformable
 attention reads, and routed too it flipped 158 pixels of one parity mask, over the tolerance.

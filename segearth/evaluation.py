@@ -1,6 +1,6 @@
 """Scoring a checkpoint on a dataset: the authors' numbers, and the ones they leave out.
 
-The authors score on the padded 1024x1024 canvas (`Prediction.canvas_mask` against the label
+The authors score on the padded 1024x1024 canvas (`Result.canvas_mask` against the label
 resized and padded the same way), so their numbers count the padding: a prediction that spills
 into it is penalised, and a small image is scored at the canvas' resolution. That frame is the
 one to quote next to the papers. Users get masks at their image's own size, so each item is also
@@ -27,8 +27,8 @@ import numpy as np
 
 from .data.types import Sample
 from .errors import InputError
+from .image_processing import mask_to_canvas
 from .metrics import PRECISION_THRESHOLDS, SegmentationMetrics, intersection_union, sample_iou
-from .processing import mask_to_canvas
 
 #: Summary frames, in the order tables and reports show them.
 FRAMES = ("canvas", "image", "empty_target", "target_present")

@@ -30,7 +30,7 @@ from .vendor import LEAFLET_DIR
 from .visualize import MASK_COLOR
 
 if TYPE_CHECKING:
-    from .geo.result import Result
+    from .result import Result
 
 WEB_MERCATOR = CRS.from_epsg(3857)
 #: Long side of the overlays in a map file: sharp on a screen, and the file stays a few MB.

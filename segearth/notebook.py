@@ -25,11 +25,12 @@ import leafmap
 from ipywidgets.embed import dependency_state
 
 from .errors import InputError
-from .geo.pipeline import SINGLE_PASS_MAX_SIZE, PredictorLike
 from .geo.raster import GeoImage, read_raster
-from .geo.result import Result
 from .geo.tiles import Area, TileSource, fetch_area
 from .maps import data_url, image_rgba, mask_rgba, web_mercator
+from .pipelines import SINGLE_PASS_MAX_SIZE, PredictorLike
+from .regions import MIN_REGION_PX
+from .result import Result
 
 #: One colour per question, in asking order (matplotlib's tab10, minus grey): masks, outlines
 #: and the legend share it.
@@ -91,9 +92,8 @@ class Map(leafmap.Map):
         """Answer ``question`` about the last drawn area (or ``area``, or ``image``), add its
         layers, print the answer and return the `Result`."""
         geo = self._imagery(area, image)
-        self.predictor.set_image(geo.image)
-        result = Result.from_prediction(
-            self.predictor.predict(question, threshold=self.threshold), geo, question)
+        self.predictor.set_image(geo)
+        result = self.predictor.predict(question, threshold=self.threshold, min_region_px=MIN_REGION_PX)
         colour = self.questions.get(question) or PALETTE[len(self.questions) % len(PALETTE)]
         self._show(result, colour)
         print(f"{question}\n  {result.answer or '(no answer: this checkpoint gives masks only)'}"

@@ -50,22 +50,6 @@ class Regions:
         return self.labels > 0
 
 
-def min_region_pixels(min_region_fraction: float, shape: tuple[int, ...]) -> int:
-    """`SegEarthConfig.min_region_fraction` in pixels of a map of ``shape``: a share of its
-    longer side squared, which is the canvas's area at that map's scale."""
-    return round(min_region_fraction * max(shape) ** 2)
-
-
-def drop_small_regions(mask: np.ndarray, min_px: int) -> np.ndarray:
-    """``mask`` without its connected regions of fewer than ``min_px`` pixels."""
-    if min_px <= 1 or not mask.any():
-        return mask
-    labels, count = ndimage.label(mask)
-    keep = np.bincount(labels.ravel(), minlength=count + 1) >= min_px
-    keep[0] = False
-    return keep[labels]
-
-
 def find_regions(mask: np.ndarray, probability: np.ndarray,
                  min_px: int = MIN_REGION_PX) -> Regions:
     """Connected components of ``mask`` scored on ``probability``, largest first (ties: higher

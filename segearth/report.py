@@ -16,7 +16,7 @@ from PIL import Image
 
 from .data.types import Sample
 from .evaluation import FRAMES, METRICS, Comparison, EvalResult, ItemRecord, PackedMask, run_label
-from .processing import Geometry, canvas_to_image, load_image
+from .image_processing import Geometry, canvas_to_image, load_image
 from .visualize import blend
 
 THUMBNAIL = 320

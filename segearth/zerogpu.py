@@ -3,7 +3,7 @@
 On a ZeroGPU Space a GPU is attached to the process only while a function decorated with
 `spaces.GPU` runs, in a worker forked for the call, for at most its `duration` (shorter
 durations queue first). The conventions followed here: the model is built on the CPU at
-start-up, moved to CUDA inside the call, and the call returns plain data (the `Prediction`'s
+start-up, moved to CUDA inside the call, and the call returns plain data (the `Result`'s
 arrays). State set inside the call does not outlive it, so each call encodes its image.
 
 Everywhere else (no `spaces` package, or `spaces` outside a ZeroGPU Space, where its decorator
@@ -17,8 +17,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .errors import InputError
-from .predictor import Prediction, Predictor
-from .processing import ImageLike
+from .predictor import Predictor
+from .result import Result
+from .image_processing import ImageLike
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +51,7 @@ def call_seconds(predictor: Predictor, image: ImageLike, question: str, threshol
 
 @gpu(duration=call_seconds)
 def ask(predictor: Predictor, image: ImageLike, question: str, threshold: float | None = None,
-        answer: bool = True) -> tuple[float, Prediction]:
+        answer: bool = True) -> tuple[float, Result]:
     """One question about `image` on the GPU: (seconds spent on the image, the prediction)."""
     predictor.to("cuda")
     start = time.perf_counter()

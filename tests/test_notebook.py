@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from segearth.geo.result import Result
 from segearth.geo.tiles import TileSource, fetch_area
 from segearth.predictor import Predictor
+from segearth.regions import MIN_REGION_PX
 from tests.geo.synthetic import RED_BOX, TileServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,8 +77,8 @@ def test_notebook_runs_end_to_end_in_a_kernel(tiles, tmp_path, monkeypatch):
     # The kernel's run is the Python API's: same pixels, same model, same mask and answer.
     geo = fetch_area(DRAWN, TileSource.from_env(), max_tiles=64)
     predictor = Predictor.from_pretrained(DEMO)
-    predictor.set_image(geo.image)
-    expected = Result.from_prediction(predictor.predict(red), geo, red)
+    predictor.set_image(geo)
+    expected = predictor.predict(red, min_region_px=MIN_REGION_PX)
     assert state["pixels"][red] == int(expected.mask.sum())
     assert state["answers"][red] == expected.answer
     assert expected.answer in outputs(cells[first_ask + 1])  # ask() prints the answer

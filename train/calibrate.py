@@ -3,7 +3,7 @@
 
 A small model trained briefly answers some absent targets with a few stray blobs, and a person
 reads any blob as "here it is"; its probabilities are not calibrated at 0.5 either. This script
-asks a synthetic calibration set generated apart from every set the README reports (seed 2: its
+asks a synthetic calibration set generated apart from every set docs/training.md reports (seed 2: its
 training-phrasing split and its held-out validation split) each item's first question once, then
 scores every (threshold, floor) pair: how many absent targets come out empty, how many present
 ones are still found, and the gIoU on the padded canvas, as `segearth eval` scores. Of the pairs
@@ -26,8 +26,9 @@ import numpy as np
 from segearth.data.registry import load_dataset
 from segearth.data.synthetic import generate_dataset
 from segearth.metrics import intersection_union, sample_iou
-from segearth.predictor import Predictor, threshold_mask
-from segearth.processing import mask_to_canvas
+from segearth.image_processing import mask_to_canvas
+from segearth.predictor import Predictor
+from segearth.result import mask_regions, smallest_region_px
 
 CALIBRATION_SEED = 2
 CANDIDATE_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)
@@ -51,7 +52,7 @@ def score(items: list[tuple[np.ndarray, np.ndarray]], threshold: float, fraction
     """(share of absent targets empty, share of present targets found, gIoU)."""
     empty, found, ious = [], [], []
     for probability, target in items:
-        mask = threshold_mask(probability, threshold, fraction)
+        mask = mask_regions(probability, threshold, smallest_region_px(1, fraction, probability.shape[0])).mask
         (found if target.any() else empty).append(mask.any() == target.any())
         ious.append(sample_iou(*intersection_union(mask, target)))
     return float(np.mean(empty)), float(np.mean(found)), float(np.mean(ious))

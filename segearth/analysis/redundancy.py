@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
-from ..processing import load_image
+from ..image_processing import load_image
 
 LEVELS = 256
 C1 = (0.01 * 255) ** 2

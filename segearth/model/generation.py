@@ -23,8 +23,7 @@ from torch import nn
 from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer, TextIteratorStreamer
 
-from ..processing import PromptSegment
-from .language import embed_segments, split_opening
+from .prompt import PromptSegment, embed_segments, split_opening
 
 MAX_ANSWER_TOKENS = 64
 #: A generated answer stops when its last n tokens (n <= this) repeat three times in a row:

@@ -48,9 +48,8 @@ def deformable_sample(value: torch.Tensor, shapes: list[tuple[int, int]], locati
     `embedding_bag`: `grid_sample` reads each channel strided by H*W and writes a
     (B*heads, d, Q, levels*points) tensor before weighting it, which is memory-bound, while
     embedding_bag reads each corner's d channels as one row and sums the weighted rows in place:
-    the released size's deformable encoder runs 3.6x faster on a CPU (README, "Speed and
-    memory"). Training keeps
-    `grid_sample`, whose backward is about 5x faster than embedding_bag's.
+    the released size's deformable encoder runs 3.6x faster on a CPU (docs/speed.md). Training
+    keeps `grid_sample`, whose backward is about 5x faster than embedding_bag's.
     """
     training = torch.is_grad_enabled() and any(t.requires_grad for t in (value, locations, weights))
     kernel = _sample_with_grid_sample if training else _sample_with_embedding_bag

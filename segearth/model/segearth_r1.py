@@ -2,24 +2,35 @@
 description embeddings -> D-Projector query -> masked-attention decoder -> mask logits.
 
 The model does no I/O and no tokenisation. `forward` is the training path (teacher-forced
-prompt, every prediction returned for the auxiliary losses); `encode_image`, `describe` and
-`decode` are the parts a predictor calls separately so that image work is done once per image.
+prompt, every prediction returned for the auxiliary losses). Inference is split into the steps a
+predictor calls in this order, so that image work is done once per image and the answer comes
+after the mask:
+
+    encode_image   pixels -> ImageFeatures                          once per image
+    read_prefix    the prompt up to the question -> its LLM cache    once per image
+    read_question  the question's ids on that cache -> its states    per question
+    mask_logits    those states + the image features -> mask logits  per question
+    answer         greedy tokens continuing the question's cache     per question, if wanted
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.generation.streamers import BaseStreamer
 
 from ..config import SegEarthConfig
-from ..processing import PromptSegment
 from .connector import TokenCompressionConnector
 from .d_projector import DProjector, PooledProjector
 from .encoder import SwinEncoder
-from .language import build_llm, read_batch, splice_prompt, split_opening
+from . import generation
+from .generation import PromptPrefix
+from .language import build_llm, read_batch
 from .mask_decoder import MaskDecoder
 from .pixel_decoder import PixelDecoder
+from .prompt import PromptSegment, splice_prompt, split_opening
 
 
 @dataclass
@@ -104,6 +115,36 @@ class SegEarthR1(nn.Module):
         predictions, embeddings = self.mask_decoder(queries, image.mask_features, image.multi_scale, query_pos)
         scores = torch.einsum("bqd,bd->bq", embeddings, description[:, 0]) / embeddings.shape[-1] ** 0.5
         return MaskOutput(predictions, scores)
+
+    # --- inference steps (see the module's docstring) ---------------------------------------
+    def read_prefix(self, segments: list[PromptSegment], image: ImageFeatures,
+                    text_start: PromptPrefix | None = None) -> PromptPrefix:
+        """The prompt up to the question (`segments`, the image's visual tokens) read into a
+        cache; `text_start` (`generation.text_before_image`) saves re-reading the system text."""
+        return generation.read_prefix(self.llm, segments, image.visual_tokens[0], text_start)
+
+    def read_question(self, prefix: PromptPrefix, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The question's ids after the prefix -> (its final states (1, R, D), its embeddings)."""
+        return generation.read_question(self.llm, prefix, ids)
+
+    def mask_logits(self, states: torch.Tensor, image: ImageFeatures) -> torch.Tensor:
+        """The question's final states -> the mask logits (1, S/4, S/4) for the image."""
+        mask = torch.ones(states.shape[:2], dtype=torch.bool, device=states.device)
+        query = self.describe(states, mask, image.res5)
+        return self.decode(query.to(image.mask_features.dtype), image).logits
+
+    def answer(self, prefix: PromptPrefix, question: torch.Tensor, lead_in: list[PromptSegment],
+               stop_ids: list[int], streamer: BaseStreamer | None = None,
+               cancel: threading.Event | None = None) -> list[int]:
+        """Greedy answer tokens after the question (its embeddings, as `read_question` gave
+        them) and the assistant's `lead_in`, each handed to `streamer` as it is decoded, until
+        a stop token or `cancel` is set. The cache is first cut back to prefix + question, so
+        asking for the answer twice gives it twice."""
+        extra = prefix.cache.get_seq_length() - prefix.length - question.shape[1]
+        if extra:
+            prefix.cache.crop(-extra)
+        return generation.generate_answer(self.llm, prefix, question, lead_in, stop_ids, streamer=streamer,
+                                          cancel=cancel)
 
     # --- training path ------------------------------------------------------------------------
     def forward(self, pixel_values: torch.Tensor, segments: list[PromptSegment],

@@ -16,7 +16,8 @@ from .. import constants
 from ..data.types import Sample
 from ..errors import InputError
 from ..model import PromptInputs
-from ..processing import answer_ids, description_ids, load_image, mask_to_canvas, preprocess_image
+from ..image_processing import load_image, mask_to_canvas, preprocess_image
+from ..tokenization import answer_ids, description_ids
 
 
 @dataclass

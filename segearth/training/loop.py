@@ -25,7 +25,7 @@ from ..data.registry import load_dataset
 from ..errors import InputError
 from ..losses import training_loss
 from ..model import SegEarthR1
-from ..processing import prompt_segments
+from ..tokenization import prompt_segments
 from .config import TrainConfig
 from .data import SegmentationDataset, StepBatchSampler, collate
 from .initialise import initialise, rebuild, write_run_files

@@ -35,7 +35,7 @@ def test_a_large_mask_is_shrunk_but_keeps_its_place():
 
 def test_region_view_crops_to_the_region_and_highlights_its_outline():
     from app.render import region_view
-    from segearth.geo import Result
+    from segearth import Result
     from segearth.visualize import HIGHLIGHT_COLOR
 
     probability = np.zeros((200, 300), np.float32)

@@ -13,7 +13,7 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 from segearth.cli import main
-from segearth.predictor import resolve_precision
+from segearth.runtime import resolve_precision
 
 QUESTION = "Where could a seaplane land?"
 

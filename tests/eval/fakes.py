@@ -8,8 +8,9 @@ import numpy as np
 from PIL import Image
 
 from segearth.data.types import Sample
-from segearth.predictor import Prediction
-from segearth.processing import mask_to_canvas
+from segearth import Result
+from segearth.geo import GeoImage
+from segearth.image_processing import mask_to_canvas
 
 CANVAS = 64
 
@@ -40,16 +41,17 @@ class FakePredictor:
         with Image.open(image) as pil:
             self.shape = (pil.height, pil.width)
 
-    def predict(self, question: str, threshold: float | None = None, answer: bool = True) -> Prediction:
+    def predict(self, question: str, threshold: float | None = None, answer: bool = True,
+                min_region_px: int = 1) -> Result:
         threshold = 0.5 if threshold is None else threshold  # the checkpoint's own, as Predictor's
         name = question.split()[-1]
         if self.flip and name == "left":
             name = "top"
         mask = region(self.shape, name)
-        return Prediction(mask=mask, probability=mask.astype(np.float32), threshold=threshold,
-                          answer=f"I see the {name}" if answer else None,
-                          timings={"mask": 0.001}, provenance={"precision": "fp32", "device": "cpu"},
-                          canvas_probability=mask_to_canvas(mask, canvas=CANVAS).astype(np.float32))
+        return Result(question, mask.astype(np.float32), threshold, f"I see the {name}" if answer else None,
+                      GeoImage(np.zeros(self.shape + (3,), np.uint8)), timings={"mask": 0.001},
+                      provenance={"precision": "fp32", "device": "cpu"}, min_region_px=min_region_px,
+                      canvas_probability=mask_to_canvas(mask, canvas=CANVAS).astype(np.float32))
 
 
 def make_samples(folder: Path, write: bool = True) -> list[Sample]:

@@ -16,7 +16,8 @@ import rasterio
 from PIL import Image
 from pyproj import Transformer
 
-from segearth.predictor import Prediction
+from segearth import Result
+from segearth.geo import GeoImage
 
 #: The red square drawn into every tile: (west, south, east, north) in degrees (~150 m x 145 m).
 RED_BOX = (11.5000, 48.1000, 11.5020, 48.1013)
@@ -128,13 +129,14 @@ class RedPredictor:
         self.calls = 0
         self.answered = 0  # calls that generated an answer
 
-    def set_image(self, image: np.ndarray) -> None:
-        self.image = np.asarray(image)
+    def set_image(self, image: np.ndarray | GeoImage) -> None:
+        self.geo = image if isinstance(image, GeoImage) else GeoImage(np.asarray(image))
+        self.image = self.geo.image
 
-    def predict(self, question: str, threshold: float | None = None, answer: bool = True) -> Prediction:
+    def predict(self, question: str, threshold: float | None = None, answer: bool = True,
+                min_region_px: int = 1) -> Result:
         threshold = 0.5 if threshold is None else threshold  # the checkpoint's own, as Predictor's
         self.calls += 1
-        self.answered += answer
         height, width = self.image.shape[:2]
         scale = min(1.0, self.input_size / max(height, width))
         small = self.image if scale == 1.0 else cv2.resize(
@@ -144,8 +146,13 @@ class RedPredictor:
         prob = ((r > 200) & (g < 60) & (b < 60)).astype(np.float32)
         if scale != 1.0:
             prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_NEAREST)
-        found = bool((prob > threshold).any())
-        return Prediction(mask=prob > threshold, probability=prob, threshold=threshold,
-                          answer=("A red square." if found else "No red square.") if answer
-                          else None,
-                          provenance={"checkpoint": "red-standin"})
+        result = Result(question, prob, threshold, None, self.geo, checkpoint="red-standin",
+                        provenance={"checkpoint": "red-standin"}, min_region_px=min_region_px)
+        if answer:
+            result.answer = self.answer(result)
+        return result
+
+    def answer(self, result: Result) -> str:
+        """As Predictor.answer: the answer follows the result's mask."""
+        self.answered += 1
+        return "A red square." if result.found else "No red square."

@@ -13,7 +13,7 @@ import pytest
 from affine import Affine
 from pyproj import Transformer
 
-from segearth.geo.pipeline import predict_geo
+from segearth.pipelines import predict_geo
 from segearth.geo.tiles import TileSource
 from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS
 

@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 from shapely.geometry import Polygon, box, shape
 
 from segearth.errors import GeoError
-from segearth.geo.pipeline import predict_geo
+from segearth.pipelines import predict_geo
 from segearth.geo.raster import read_raster
 from segearth.geo.tiles import TileSource
 

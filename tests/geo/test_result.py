@@ -11,8 +11,10 @@ import shapely
 from shapely.geometry import Point, Polygon, box, shape
 
 from segearth.errors import InputError
-from segearth.geo import GeoImage, Result, predict_geo, write_result
-from segearth.predictor import Prediction, threshold_mask
+from segearth import Result, write_result
+from segearth.geo import GeoImage
+from segearth.pipelines import predict_geo
+from segearth.result import mask_regions
 from segearth.regions import find_regions
 
 from .synthetic import RED_BOX, RedPredictor
@@ -51,29 +53,25 @@ def test_known_regions_scores_ranks_and_dropped_count():
     assert [r.peak for r in every.regions[3:]] == pytest.approx([0.9, 0.7])  # tie: score first
 
 
-def test_prediction_regions_are_largest_first():
-    probability = known_map()
-    prediction = Prediction(mask=probability > 0.5, probability=probability, threshold=0.5,
-                            answer=None)
-    assert [(r.rank, r.pixels) for r in prediction.regions] == [(1, 12), (2, 4)]
+def test_result_regions_are_largest_first():
+    result = Result("q", known_map(), 0.5, None, GeoImage(np.zeros((12, 14, 3), np.uint8)))
+    assert [(r.rank, r.pixels) for r in result.regions] == [(1, 12), (2, 4)]
 
 
 def test_a_checkpoints_noise_floor_drops_small_regions_everywhere():
     """min_region_fraction 0.03 of a 12 x 14 map is round(0.03 * 14**2) = 6 px: B (4 px) goes from
-    the prediction's mask, its re-thresholded copies, its canvas mask and its Result; A stays."""
+    the result's mask, its re-thresholded copies and its canvas mask; A stays."""
     probability = known_map()
     only_a = np.zeros_like(probability, bool)
     only_a[1:4, 2:6] = True
-    assert np.array_equal(threshold_mask(probability, 0.5, 0.03), only_a)
-    assert np.array_equal(threshold_mask(probability, 0.5, 0.0), probability > 0.5)
-    prediction = Prediction(mask=threshold_mask(probability, 0.5, 0.03), probability=probability,
-                            threshold=0.5, answer=None, canvas_probability=probability,
-                            min_region_fraction=0.03)
-    assert np.array_equal(prediction.with_threshold(0.5).mask, only_a)
-    assert np.array_equal(prediction.canvas_mask, only_a)
-    result = Result.from_prediction(prediction, GeoImage(np.zeros((12, 14, 3), np.uint8)), "q")
-    assert result.min_region_px == 6 and [r.pixels for r in result.regions] == [12]
-    nothing = prediction.with_threshold(0.85)  # only A's 0.95 pixel and C's 0.9 pixel are left
+    assert np.array_equal(mask_regions(probability, 0.5, 6).mask, only_a)
+    assert np.array_equal(mask_regions(probability, 0.5, 1).mask, probability > 0.5)
+    result = Result("q", probability, 0.5, None, GeoImage(np.zeros((12, 14, 3), np.uint8)),
+                    min_region_fraction=0.03, canvas_probability=np.pad(probability, ((1, 1), (0, 0))))
+    assert result.smallest_region_px == 6 and [r.pixels for r in result.regions] == [12]
+    assert np.array_equal(result.at(0.5).mask, only_a)
+    assert np.array_equal(result.canvas_mask[1:-1], only_a)  # a 14 x 14 canvas: 6 px too
+    nothing = result.at(0.85)  # only A's 0.95 pixel and C's 0.9 pixel are left
     assert not nothing.found and not nothing.canvas_mask.any()
 
 

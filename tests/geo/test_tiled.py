@@ -12,7 +12,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from segearth.geo.raster import GeoImage, read_raster
-from segearth.geo.tiled import predict_tiled
+from segearth.pipelines import predict_tiled
 
 from .synthetic import BACKGROUND, RED, RedPredictor
 

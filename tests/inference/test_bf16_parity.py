@@ -10,11 +10,11 @@ import pytest
 
 from segearth.metrics import intersection_union, sample_iou
 from segearth.predictor import Predictor
-from segearth.processing import canvas_to_image
+from segearth.image_processing import canvas_to_image
 
 from .test_e2e_parity import SPLIT, STEMS, golden_mask
 
-#: The lowest IoU measured over the seven items (0.903, README "Speed and memory"), less a
+#: The lowest IoU measured over the seven items (0.903, docs/speed.md), less a
 #: margin for other CPUs' kernels.
 MIN_BF16_IOU = 0.90
 

@@ -14,7 +14,7 @@ import pytest
 
 from segearth.metrics import intersection_union, sample_iou
 from segearth.predictor import Predictor
-from segearth.processing import canvas_to_image
+from segearth.image_processing import canvas_to_image
 
 from ..conftest import E2E
 

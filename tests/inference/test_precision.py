@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from segearth import predictor as predictor_module
+from segearth import runtime as runtime_module
 from segearth.errors import InputError
 from segearth.metrics import intersection_union, sample_iou
-from segearth.predictor import Predictor, cpu_has_native_bf16, resolve_precision
+from segearth.predictor import Predictor
+from segearth.runtime import cpu_has_native_bf16, resolve_precision
 
 from ..conftest import REPO
 from .test_predictor import QUESTION
@@ -31,10 +32,10 @@ def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
 
 
 def test_auto_on_a_cpu_with_native_bf16(monkeypatch):
-    monkeypatch.setattr(predictor_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
-    monkeypatch.setattr(predictor_module, "BF16_AGREES_ON_CPU", True)
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", True)
     assert resolve_precision("auto", CPU) == "bf16"
-    monkeypatch.setattr(predictor_module, "BF16_AGREES_ON_CPU", False)  # masks would disagree
+    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", False)  # masks would disagree
     assert resolve_precision("auto", CPU) == "fp32"
 
 
@@ -48,16 +49,16 @@ def test_auto_as_shipped_follows_the_cpu(monkeypatch, tiny_checkpoint, flags, na
     """The rule as released, under simulated CPU flags: bf16 only on CPUs with bf16 units and
     only while `BF16_AGREES_ON_CPU` (measured on trained weights) holds; the predictor built
     with `auto` really holds weights of that precision."""
-    monkeypatch.setattr(predictor_module, "cpu_flags", lambda: flags)
-    expected = "bf16" if native and predictor_module.BF16_AGREES_ON_CPU else "fp32"
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: flags)
+    expected = "bf16" if native and runtime_module.BF16_AGREES_ON_CPU else "fp32"
     predictor = Predictor.from_pretrained(tiny_checkpoint, precision="auto", device="cpu")
     assert predictor.precision == expected
     assert next(predictor.model.parameters()).dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[expected]
 
 
 def test_auto_on_a_cpu_without_native_bf16(monkeypatch):
-    monkeypatch.setattr(predictor_module, "cpu_flags", lambda: {"avx2", "fma"})
-    monkeypatch.setattr(predictor_module, "BF16_AGREES_ON_CPU", True)
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", True)
     assert resolve_precision("auto", CPU) == "fp32"
     assert resolve_precision("bf16", CPU) == "bf16"  # asked for explicitly, it still runs
     with pytest.raises(InputError, match="fp16 needs a GPU"):

@@ -12,7 +12,7 @@ from PIL import Image
 from segearth import constants
 from segearth.errors import CheckpointError, InputError
 from segearth.predictor import Predictor
-from segearth.processing import Geometry, canvas_to_image, load_image, pad_to_canvas
+from segearth.image_processing import Geometry, canvas_to_image, load_image, pad_to_canvas
 
 QUESTION = "Where could residents gather safely after an earthquake?"
 
@@ -135,7 +135,6 @@ def test_without_a_threshold_the_checkpoint_s_own_is_used(predictor, monkeypatch
 def test_referring_checkpoints_say_they_give_no_answer(tmp_path, e2e_tokenizer):
     from segearth.config import SegEarthConfig
     from segearth.model import SegEarthR1
-    from segearth.geo import GeoImage, Result
 
     model = SegEarthR1(SegEarthConfig.tiny(task="referring_short", answers=False))
     predictor = Predictor(model.eval(), e2e_tokenizer, precision="fp32", device="cpu")
@@ -143,14 +142,14 @@ def test_referring_checkpoints_say_they_give_no_answer(tmp_path, e2e_tokenizer):
     prediction = predictor.predict("the tennis court at right")
     assert prediction.answer is None and "answer" not in prediction.timings
     assert prediction.provenance["task"] == "referring_short"
-    record = Result.from_prediction(prediction, GeoImage(scene(48, 64)), "q").record()
+    record = prediction.record()
     assert "without an answer loss" in record["answer_note"]
 
 
 def test_threshold_changes_the_mask_without_rerunning(predictor):
     predictor.set_image(scene(120, 90))
     prediction = predictor.predict(QUESTION, answer=False)
-    low, high = prediction.with_threshold(0.05), prediction.with_threshold(0.95)
+    low, high = prediction.at(0.05), prediction.at(0.95)
     assert low.mask.sum() >= prediction.mask.sum() >= high.mask.sum()
     assert np.array_equal(low.mask, prediction.probability > 0.05)
 

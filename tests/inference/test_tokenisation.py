@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from segearth.processing import description_ids, prompt_segments
+from segearth.tokenization import description_ids, prompt_segments
 
 from ..conftest import E2E
 

@@ -17,7 +17,8 @@ import torch
 
 from segearth.config import SegEarthConfig
 from segearth.model import SegEarthR1
-from segearth.predictor import Predictor, cpu_has_native_bf16
+from segearth.predictor import Predictor
+from segearth.runtime import cpu_has_native_bf16
 
 from ..conftest import E2E, REPO
 

@@ -11,7 +11,7 @@ from torch import nn
 from segearth import cpu_linear
 from segearth.config import SegEarthConfig
 from segearth.model import SegEarthR1
-from segearth.predictor import Predictor
+from segearth import runtime
 
 pytestmark = pytest.mark.skipif(not cpu_linear.available(), reason="this PyTorch build has no oneDNN linear")
 
@@ -58,11 +58,7 @@ def test_only_plain_linears_in_the_routed_parts():
     block = nn.Sequential(nn.Linear(4, 4), EightBit(4, 4), nn.MultiheadAttention(4, 2))
     assert cpu_linear.route_linears(block) == 1
     assert cpu_linear.route_linears(block) == 0  # routing twice changes nothing
-    model = SegEarthR1(SegEarthConfig.tiny())
-    with mock.patch("segearth.predictor.processing.prompt_segments", return_value=[]), \
-            mock.patch("segearth.predictor.split_at_refer", return_value=([], [])), \
-            mock.patch("segearth.predictor.processing.seg_token_id", return_value=0):
-        predictor = Predictor(model, tokenizer=mock.MagicMock(eos_token_id=1), precision="fp32", device="cpu")
-    routed = {name for name, m in predictor.model.named_modules() if "forward" in vars(m)}
+    model, _ = runtime.place(SegEarthR1(SegEarthConfig.tiny()), "fp32", "cpu")
+    routed = {name for name, m in model.named_modules() if "forward" in vars(m)}
     assert any(n.startswith("encoder.") for n in routed) and any(n.startswith("llm.") for n in routed)
     assert not any(n.startswith(("pixel_decoder.", "mask_decoder.", "d_projector.", "connector.")) for n in routed)

@@ -8,17 +8,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segearth import processing
+from segearth import tokenization
 from segearth.config import SegEarthConfig
 from segearth.model import SegEarthR1, generation
-from segearth.model.language import split_at_refer
+from segearth.model.prompt import embed_segments, split_at_refer
 
 QUESTION = "Where could residents gather safely after an earthquake?"
 
 
 def greedy_loop(llm, prefix, lead_in, stop_ids, max_new_tokens) -> list[int]:
     """The reference: one token at a time on the cache, argmax, the same stop rules."""
-    inputs = generation.embed_segments(llm, lead_in)
+    inputs = embed_segments(llm, lead_in)
     tokens: list[int] = []
     for _ in range(max_new_tokens):
         out = llm(inputs_embeds=inputs, cache=prefix.cache, use_cache=True, logits_to_keep=1)
@@ -38,8 +38,8 @@ def greedy_loop(llm, prefix, lead_in, stop_ids, max_new_tokens) -> list[int]:
 def parts(e2e_tokenizer):
     torch.manual_seed(0)
     model = SegEarthR1(SegEarthConfig.tiny()).eval()
-    prefix_segments, lead_in = split_at_refer(processing.prompt_segments(e2e_tokenizer, model.config.task))
-    return model, prefix_segments, lead_in, processing.description_ids(e2e_tokenizer, QUESTION)
+    prefix_segments, lead_in = split_at_refer(tokenization.prompt_segments(e2e_tokenizer, model.config.task))
+    return model, prefix_segments, lead_in, tokenization.description_ids(e2e_tokenizer, QUESTION)
 
 
 @torch.inference_mode()

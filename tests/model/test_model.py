@@ -14,7 +14,7 @@ from segearth.config import ConnectorConfig, LLMConfig, SegEarthConfig
 from segearth.errors import CheckpointError
 from segearth.losses import answer_loss
 from segearth.model import PromptInputs, SegEarthR1
-from segearth.processing import PromptSegment
+from segearth.model.prompt import PromptSegment
 
 SEGMENTS = [PromptSegment("text", (1, 2, 3)), PromptSegment("image"), PromptSegment("text", (4,)),
             PromptSegment("refer"), PromptSegment("text", (5, 6)), PromptSegment("seg"),
@@ -102,6 +102,27 @@ def test_released_architecture_matches_the_official_key_list():
     dropped = [k for k in official if RELEASED_UNUSED.search(k)]
     assert len(dropped) == 24 + 1 + 4 + 2 * 2 * 2  # relative_position_index, seg_query, query tables, SEG/CLASS_proj
     assert sum(v.numel() for v in official.values()) == pytest.approx(1.589e9, rel=1e-3)
+
+
+def test_fused_query_key_value_splits_into_q_k_v_per_head():
+    """The released Phi layers fuse q, k and v with rows interleaved per head ([head][q|k|v]
+    [head_dim]). Each row here holds 100 * head + 10 * part + row-in-head, so a swapped part or
+    head shows in the slices' values (the slow parity test would be the only other witness)."""
+    from segearth.checkpoints import convert_released
+
+    heads, head_dim, hidden = 2, 3, 4
+    codes = torch.tensor([100 * h + 10 * part + d for h in range(heads) for part in range(3)
+                          for d in range(head_dim)], dtype=torch.float32)
+    prefix = "model.layers.0.self_attn.query_key_value"
+    state = {f"{prefix}.weight": codes[:, None].repeat(1, hidden), f"{prefix}.bias": codes.clone()}
+    converted = convert_released(state, num_heads=heads)
+    ours = "llm.model.layers.0.self_attn"
+    for part, name in enumerate(("q_proj", "k_proj", "v_proj")):
+        expected = torch.tensor([100 * h + 10 * part + d for h in range(heads) for d in range(head_dim)],
+                                dtype=torch.float32)
+        assert torch.equal(converted[f"{ours}.{name}.bias"], expected), name
+        assert torch.equal(converted[f"{ours}.{name}.weight"], expected[:, None].repeat(1, hidden)), name
+    assert len(converted) == 6
 
 
 # --- bad checkpoints --------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import torch
 from segearth.checkpoints import load
 from segearth.model import ImageFeatures, SegEarthR1
 from segearth.model.d_projector import pool_description
-from segearth.model.language import splice_prompt
-from segearth.processing import PromptSegment, logits_to_canvas, preprocess_image
+from segearth.image_processing import logits_to_canvas, preprocess_image
+from segearth.model.prompt import PromptSegment, splice_prompt
 
 from ..conftest import PARITY
 

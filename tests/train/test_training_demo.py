@@ -16,7 +16,7 @@ from segearth.predictor import Predictor
 from training_helpers import REPO
 
 DEMO = REPO / "assets" / "demo-checkpoint"
-README = REPO / "README.md"
+README = REPO / "docs" / "training.md"  # where the demo model's figures are recorded
 TRAINING = json.loads((DEMO / "config.json").read_text())["training"]
 #: New scenes asked with training phrasings: the generator's training split with another seed.
 SEEN_PHRASINGS = {"n_train": 100, "n_val": 0, "seed": 1}
@@ -35,7 +35,7 @@ SHARE_MARGIN = 0.03
 
 def recorded(pattern: re.Pattern) -> tuple[str, ...]:
     match = pattern.search(README.read_text())
-    assert match, f"README.md does not record {pattern.pattern!r}"
+    assert match, f"{README.name} does not record {pattern.pattern!r}"
     return match.groups()
 
 

@@ -15,7 +15,7 @@ from segearth import constants
 from segearth.config import EncoderConfig, SegEarthConfig
 from segearth.errors import CheckpointError
 from segearth.model import SegEarthR1
-from segearth.processing import description_ids, prompt_segments
+from segearth.tokenization import description_ids, prompt_segments
 from segearth.training.config import load_config
 from segearth.training.initialise import initialise
 from segearth.training.mask2former import load_mask2former

@@ -1,13 +1,11 @@
-"""Everything between the user's inputs and the model's tensors, both ways.
+"""Between the user's images and the model's tensors, both ways.
 
-Images: the authors' geometry (long side to the canvas with truncation, OpenCV linear resize,
-centred zero padding, normalisation after padding) and its inverse, so masks come back at the
-image's own size. Text: the prompt template split on its placeholders and tokenised chunk by
-chunk, because the released checkpoints saw chunk-wise BPE merges.
+The authors' geometry (long side to the canvas with truncation, OpenCV linear resize, centred
+zero padding, normalisation after padding) and its inverse, so masks come back at the image's
+own size. Any path, PIL image or array is read into RGB first.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -181,50 +179,3 @@ def canvas_to_image(canvas_values: np.ndarray, geometry: Geometry) -> np.ndarray
     enlarging = geometry.height * geometry.width > valid.shape[0] * valid.shape[1]
     interpolation = cv2.INTER_LINEAR if enlarging else cv2.INTER_NEAREST_EXACT
     return cv2.resize(valid, (geometry.width, geometry.height), interpolation=interpolation)
-
-
-# --- text ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PromptSegment:
-    """A piece of the prompt: literal text ids, or a placeholder the model fills in."""
-
-    kind: str  # "text", "image", "refer", "answer", "seg"
-    ids: tuple[int, ...] = ()
-
-
-_PLACEHOLDER_RE = re.compile("(" + "|".join(re.escape(p) for p in constants.PLACEHOLDERS) + ")")
-_KIND = {constants.IMAGE_PLACEHOLDER: "image", constants.SEG_PLACEHOLDER: "seg",
-         constants.REFER_PLACEHOLDER: "refer", constants.ANSWER_PLACEHOLDER: "answer"}
-
-
-def prompt_segments(tokenizer, task: str) -> list[PromptSegment]:
-    """The task's template as segments; each text chunk tokenised on its own, no BOS."""
-    template = constants.PROMPT_TEMPLATES[task].replace("{eos}", tokenizer.eos_token or "")
-    segments = []
-    for chunk in _PLACEHOLDER_RE.split(template):
-        if chunk in _KIND:
-            segments.append(PromptSegment(_KIND[chunk]))
-        elif chunk:
-            segments.append(PromptSegment("text", tuple(encode(tokenizer, chunk))))
-    return segments
-
-
-def encode(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def seg_token_id(tokenizer) -> int:
-    seg = tokenizer.convert_tokens_to_ids(constants.SEG_TOKEN)
-    if seg is None or seg == tokenizer.unk_token_id:
-        raise InputError(f"The tokenizer has no {constants.SEG_TOKEN} token: it is not a SegEarth-R1 tokenizer.")
-    return seg
-
-
-def description_ids(tokenizer, question: str) -> list[int]:
-    """What fills `<refer>`: the question with a leading space, then [SEG]."""
-    return encode(tokenizer, " " + question) + [seg_token_id(tokenizer)]
-
-
-def answer_ids(tokenizer, answer: str) -> list[int]:
-    """What fills `<answer>`: the answer (no leading space), then [SEG]."""
-    return encode(tokenizer, answer) + [seg_token_id(tokenizer)]

@@ -1,13 +1,19 @@
-"""A run at one threshold, and the one function that writes a run's files.
+"""Which pixels are the answer: the one mask rule, the one result type, and the one function
+that writes a run's files.
 
-`Result` is what the command line (`predict_geo`, `segearth predict`) and the app both build from
-a prediction, so they show and write the same thing: the mask clipped once to the valid pixels
-(inside a drawn polygon, not nodata) with the regions under `min_region_px` dropped, the
-probability, the regions with their confidence, the georeferencing and the run's properties.
-`write_result` writes its files; the JSON record is `Result.record()`.
+The rule (`mask_regions`): a pixel is in the mask when its probability is strictly above the
+threshold and it is valid (inside a drawn polygon, not nodata); then every connected region
+smaller than the smallest region is dropped, that size being the larger of the caller's
+`min_region_px` and the checkpoint's noise floor (`SegEarthConfig.min_region_fraction` of the
+model's canvas, in pixels of the map at hand: `smallest_region_px`). Every mask of the package
+comes from it: the page's, the files', the canvas mask evaluation scores, tiled runs' and every
+re-thresholding; and so does `found`, which decides whether the predictor generates an answer or
+says there is no target.
 
-It lives in `segearth.geo` because its georeferencing is a `GeoImage` (crs None for a plain
-image) and its polygons are geo's; it needs nothing of the model.
+`Result` is what every run gives, a plain image (a `GeoImage` with crs None) or a georeferenced
+one, single pass or tiled: the probability, the answer, the threshold and the smallest region,
+from which the mask, the regions, the polygons and the JSON record follow. `write_result` writes
+its files; the JSON record is `Result.record()`.
 """
 from __future__ import annotations
 
@@ -16,28 +22,24 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..fileio import atomic_path
-from ..maps import render_map
-from ..outputs import save_png
-from ..regions import MIN_REGION_PX, Region, Regions, find_regions, min_region_pixels
-from ..visualize import blend, probability_image
-from .raster import GeoImage
-from .vectors import (
+from .errors import InputError
+from .fileio import atomic_path
+from .geo.raster import GeoImage
+from .geo.vectors import (
     Georeferenced,
     region_features,
-    valid_mask,
     write_geojson,
     write_image_geotiff,
     write_mask_geotiff,
 )
-
-if TYPE_CHECKING:
-    from ..predictor import Prediction
+from .maps import render_map
+from .outputs import save_png
+from .regions import MIN_REGION_PX, Region, Regions, find_regions
+from .visualize import blend, probability_image
 
 NO_ANSWER_NOTE = "This checkpoint was trained without an answer loss: it gives masks only."
 NO_TARGET = "No target in this image."
@@ -47,9 +49,42 @@ def _now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# --- the rule ------------------------------------------------------------------------------------
+def check_threshold(threshold: float) -> None:
+    """0 and 1 are refused: at either end the mask is everything or nothing whatever the image."""
+    if not 0.0 < threshold < 1.0:
+        raise InputError(f"The threshold is a probability strictly between 0 and 1, not {threshold}.")
+
+
+def smallest_region_px(min_region_px: int, min_region_fraction: float, canvas_side_px: int) -> int:
+    """The smallest region kept in a map where the model's square canvas spans ``canvas_side_px``
+    pixels: ``min_region_px``, or the checkpoint's noise floor (``min_region_fraction`` of the
+    canvas's area) when that is larger. The floor is a share of the canvas because the specks it
+    removes are the model's, at the model's scale."""
+    return max(min_region_px, round(min_region_fraction * canvas_side_px ** 2))
+
+
+def mask_regions(probability: np.ndarray, threshold: float, min_px: int,
+                 valid: np.ndarray | None = None) -> Regions:
+    """The one mask rule: probability > threshold (strictly), at valid pixels only, without the
+    regions of fewer than ``min_px`` pixels; the kept regions are ranked (see `find_regions`)."""
+    check_threshold(threshold)
+    mask = probability > threshold
+    if valid is not None:
+        if valid.shape != probability.shape:
+            raise ValueError(f"valid pixels {valid.shape} and probability {probability.shape} differ in shape")
+        mask &= valid
+    return find_regions(mask, probability, min_px)
+
+
 @dataclass
 class Result:
-    """One question's answer about one image at one threshold, everything at the image's size."""
+    """One question's answer about one image at one threshold, everything at the image's size.
+
+    The model's output is ``probability`` (and ``canvas_probability``, the same on the authors'
+    padded canvas) and ``answer``; the mask and all that follows from it are derived here, by
+    `mask_regions`, at ``threshold`` with `smallest_region_px` as the smallest region.
+    """
 
     question: str
     probability: np.ndarray  # (H, W) float32 in [0, 1]
@@ -60,48 +95,56 @@ class Result:
     provenance: dict[str, Any] = field(default_factory=dict)  # the predictor's
     timings: dict[str, float] = field(default_factory=dict)  # the model's seconds per stage
     tiled: bool = False
-    min_region_px: int = MIN_REGION_PX
+    min_region_px: int = MIN_REGION_PX  # the caller's smallest region, before the noise floor
     time_utc: str = field(default_factory=_now_utc)
+    min_region_fraction: float = 0.0  # the checkpoint's noise floor (SegEarthConfig)
+    #: Pixels of this map the model's canvas spans (a tiled run's window); None: the longer side.
+    canvas_side_px: int | None = None
+    #: The authors' frame: the probability on the model's padded square canvas (None when tiled).
+    canvas_probability: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise InputError(f"The threshold is a probability strictly between 0 and 1, not "
-                             f"{self.threshold}.")
+        check_threshold(self.threshold)
         if not isinstance(self.min_region_px, int) or self.min_region_px < 1:
             raise InputError(f"The smallest region is a whole number of pixels >= 1, not "
                              f"{self.min_region_px!r}.")
-
-    @classmethod
-    def from_prediction(cls, prediction: Prediction, geo: Georeferenced, question: str,
-                        threshold: float | None = None, checkpoint: str | None = None,
-                        **kwargs: Any) -> Result:
-        """The Result of a `Prediction` for ``question`` about ``geo``, at the prediction's threshold unless
-        another is given; ``checkpoint`` names the model (default: the predictor's). Regions
-        under the checkpoint's own noise floor (`SegEarthConfig.min_region_fraction`) are dropped
-        too, so the Result finds a target exactly when the prediction does."""
-        floor = min_region_pixels(prediction.min_region_fraction, prediction.probability.shape)
-        kwargs["min_region_px"] = max(kwargs.get("min_region_px", MIN_REGION_PX), floor)
-        return cls(question=question,
-                   probability=prediction.probability,
-                   threshold=prediction.threshold if threshold is None else threshold,
-                   answer=prediction.answer, geo=geo,
-                   checkpoint=checkpoint or prediction.provenance.get("checkpoint"),
-                   provenance=prediction.provenance, timings=prediction.timings, **kwargs)
 
     def at(self, threshold: float) -> Result:
         """The same run re-thresholded, without the model."""
         return replace(self, threshold=threshold)
 
+    def with_answer(self, answer: str | None, seconds: float | None = None) -> Result:
+        """The same run with its answer, once decoded (`Predictor.predict_streaming`), and the
+        seconds decoding took."""
+        timings = self.timings if seconds is None else {**self.timings, "answer": seconds}
+        return replace(self, answer=answer, timings=timings)
+
     # --- what the threshold gives ----------------------------------------------------------
+    @property
+    def smallest_region_px(self) -> int:
+        """The smallest region kept in ``mask``: ``min_region_px`` or the noise floor."""
+        side = self.canvas_side_px or max(self.probability.shape)
+        return smallest_region_px(self.min_region_px, self.min_region_fraction, side)
+
     @cached_property
     def _regions(self) -> Regions:
-        mask = valid_mask(self.probability > self.threshold, self.geo)  # the one clip
-        return find_regions(mask, self.probability, self.min_region_px)
+        valid = self.geo.valid if isinstance(self.geo, GeoImage) else None  # tiled: 0 at nodata
+        return mask_regions(self.probability, self.threshold, self.smallest_region_px, valid)
 
     @property
     def mask(self) -> np.ndarray:
         """(H, W) bool: probability > threshold, valid pixels only, small regions dropped."""
         return self._regions.mask
+
+    @property
+    def canvas_mask(self) -> np.ndarray | None:
+        """The authors' output: the mask on the padded canvas (what their metrics score), by the
+        same rule at the canvas's scale; None for a tiled run, which has no one canvas."""
+        if self.canvas_probability is None:
+            return None
+        side = self.canvas_probability.shape[0]
+        min_px = smallest_region_px(self.min_region_px, self.min_region_fraction, side)
+        return mask_regions(self.canvas_probability, self.threshold, min_px).mask
 
     @property
     def labels(self) -> np.ndarray:
@@ -187,7 +230,7 @@ class Result:
                       "crs": geo.crs.to_string() if geo.crs else None,
                       "transform": list(geo.transform)[:6] if geo.transform else None},
             "area": self.area,
-            "min_region_px": self.min_region_px,
+            "min_region_px": self.smallest_region_px,
             "dropped_regions": self.dropped_regions,
             "regions": self.region_rows(),
             "geo": self.properties if self.georeferenced else None,

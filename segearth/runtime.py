@@ -1,0 +1,156 @@
+"""Where and in what precision a model runs: the device, the `auto` precision rule (read from the
+CPU's flags), 8/4-bit quantisation of the LLM, and `place`, which puts a built model there.
+
+This is `build_sam`'s half of segment-anything's split: the predictor is handed a placed model
+and keeps only the image's state.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import cpu_linear
+from .errors import InputError
+from .model import SegEarthR1
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8", "int4")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: CPU flags of native bf16 matrix units: AVX-512 BF16 dot products, AMX tiles.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+#: The bf16-vs-fp32 mask IoU every item must reach for `auto` to pick bf16 on such CPUs.
+BF16_MIN_IOU = 0.99
+#: Whether bf16 masks agree with fp32 well enough for `auto` to pick bf16 on such CPUs, as
+#: `benchmarks/bf16_agreement.py` measures it: the bundled demo model's masks on every item of
+#: at least 50 synthetic scenes at two sizes at `BF16_MIN_IOU`, and bf16 on the parity e2e split
+#: within the bf16 parity test's bound against the authors' masks (docs/speed.md).
+#: Where this is False, `auto` stays fp32 on every CPU.
+BF16_AGREES_ON_CPU = False
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A model's device and resolved precision (never `auto`)."""
+
+    device: torch.device
+    precision: str
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"Unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("No CUDA GPU is available here: use device 'cpu'.")
+    return resolved
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them (empty elsewhere: no guessing)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def cpu_has_native_bf16(flags: set[str] | None = None) -> bool:
+    """True on CPUs with bf16 matrix instructions (AVX-512 BF16 or AMX), where bf16 runs faster
+    than fp32; elsewhere bf16 is emulated and slower."""
+    return bool(NATIVE_BF16_FLAGS & (cpu_flags() if flags is None else flags))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise InputError(f"Unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}.")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if BF16_AGREES_ON_CPU and cpu_has_native_bf16() else "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        raise InputError("fp16 needs a GPU; on the CPU use fp32, bf16 or int8.")
+    if precision == "int4" or (precision == "int8" and device.type == "cuda"):
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise InputError(f"{precision} needs the bitsandbytes package: pip install bitsandbytes.") from None
+    return precision
+
+
+def resolve(precision: str = "auto", device: str | None = None) -> Placement:
+    """Check a precision and device before anything slow runs (a checkpoint's load)."""
+    resolved = resolve_device(device)
+    return Placement(resolved, resolve_precision(precision, resolved))
+
+
+def place(model: SegEarthR1, precision: str = "auto", device: str | None = None
+          ) -> tuple[SegEarthR1, Placement]:
+    """The model in eval mode on its device and in its precision, with the CPU's fp32 linears
+    routed to oneDNN (see `cpu_linear`) and, for int8/int4, the LLM quantised."""
+    placement = resolve(precision, device)
+    model = model.eval()
+    cpu_linear.route_linears(model.encoder, model.llm)  # fp32 on a CPU: oneDNN's kernel (see there)
+    if placement.precision in _DTYPES:
+        return model.to(placement.device, _DTYPES[placement.precision]), placement
+    # int8 / int4: LLM weights quantised; its other tensors in the compute dtype
+    compute = torch.float16 if placement.device.type == "cuda" else torch.float32
+    model.llm.to(compute)
+    if placement.precision == "int8" and placement.device.type == "cpu":
+        quantize_llm_cpu(model.llm)
+    else:
+        quantize_llm(model.llm, 8 if placement.precision == "int8" else 4, compute)
+    return model.to(placement.device), placement
+
+
+def quantize_llm(llm: nn.Module, bits: int, compute_dtype: torch.dtype) -> None:
+    """Replace the Linear layers inside the LLM's decoder layers by bitsandbytes 8/4-bit ones.
+
+    Only the LLM is quantised: embeddings, norms, lm_head and every vision/mask part keep their
+    precision. (The authors' 8-bit path quantised everything and failed on dtype errors.)
+    """
+    import bitsandbytes as bnb
+
+    for layer in llm.model.layers:
+        for name, module in list(layer.named_modules()):
+            if not isinstance(module, nn.Linear):
+                continue
+            parent = layer.get_submodule(name.rpartition(".")[0]) if "." in name else layer
+            weight = module.weight.data.float()
+            if bits == 8:
+                new = bnb.nn.Linear8bitLt(module.in_features, module.out_features, module.bias is not None,
+                                          has_fp16_weights=False, threshold=6.0)
+                new.weight = bnb.nn.Int8Params(weight.to(compute_dtype), requires_grad=False,
+                                               has_fp16_weights=False)
+            else:
+                new = bnb.nn.Linear4bit(module.in_features, module.out_features, module.bias is not None,
+                                        compute_dtype=compute_dtype, quant_type="nf4")
+                new.weight = bnb.nn.Params4bit(weight.to(compute_dtype), requires_grad=False, quant_type="nf4")
+            if module.bias is not None:
+                new.bias = nn.Parameter(module.bias.data.to(compute_dtype), requires_grad=False)
+            setattr(parent, name.rpartition(".")[2], new)
+
+
+def quantize_llm_cpu(llm: nn.Module) -> None:
+    """int8 on a CPU: the Linear layers inside the LLM's decoder layers become PyTorch's own
+    dynamically quantised ones (int8 weights, activations quantised per call; fbgemm's kernels
+    through the default `x86` engine). Embeddings, norms, lm_head and the vision/mask parts stay fp32.
+
+    Measured per decoded token of the released-size LLM (README, "Speed and memory"), this is
+    the fast CPU path; bitsandbytes' int8 on a CPU was slower than fp32 and stays the GPU path.
+    `torch.ao.quantization` rather than torchao, its maintained successor: torchao's eager CPU
+    int8 paths measured slower per token than fp32 (dynamic activations) or 5x slower (weight
+    only). `torch.ao` warns that it is deprecated; the warning is silenced here, where the
+    choice is made, and a PyTorch without it fails `tests/inference/test_predictor.py`.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
+        quantize_dynamic(llm.model.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
