@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from cachetools import LRUCache
 
-from segearth import zerogpu
 from segearth import Result
 from segearth.geo import GeoImage
 from segearth.predictor import Predictor
 from segearth.regions import MIN_REGION_PX
+
+from . import zerogpu
 
 log = logging.getLogger("segearth.app")
 
@@ -51,9 +52,9 @@ class LoadedModel:
         (None when the cached features were reused) and those spent answering. Atomic per
         model: the features predict reads are those of `image`, whoever else runs."""
         with self.lock:
-            if zerogpu.active():  # image and question in one GPU call; nothing cached between
+            if zerogpu.active():  # image and question in one GPU call; nothing outlives it
                 start = time.perf_counter()
-                encode, result = zerogpu.ask(self.predictor, image, question, threshold)
+                encode, result = zerogpu.answer(self.predictor, image, question, threshold)
                 return result, encode, time.perf_counter() - start - encode
             encode = self._use_image(image)
             start = time.perf_counter()
@@ -95,7 +96,8 @@ class ModelCache:
                 self.status = (f"Could not load {name} ({type(err).__name__}); the first run "
                                f"tries again and says why.")
                 return
-            self.status = (f"Model ready: {name} ({model.predictor.precision}, loaded and warmed "
+            warmed = "loaded" if zerogpu.active() else "loaded and warmed"
+            self.status = (f"Model ready: {name} ({runs_on(model.predictor)}, {warmed} "
                            f"in {model.load_seconds:.1f} s).")
 
         thread = threading.Thread(target=load, daemon=True, name="preload")
@@ -113,9 +115,8 @@ class ModelCache:
                 _release_memory()
             start = time.perf_counter()
             try:
-                if zerogpu.active():  # built on the CPU, moved to the GPU inside each call
-                    predictor = Predictor.from_pretrained(
-                        checkpoint, precision=zerogpu.startup_precision(precision), device="cpu")
+                if zerogpu.active():  # placed on "cuda" now, computed on inside each GPU call
+                    predictor = zerogpu.load(checkpoint, precision)
                 else:
                     predictor = Predictor.from_pretrained(checkpoint, precision=precision,
                                                           warm_up=True)
@@ -130,12 +131,24 @@ class ModelCache:
         return (checkpoint, precision) in self._models
 
 
+def runs_on(predictor: Predictor) -> str:
+    """The precision and device in words, for the status line: what a visitor's wait depends on."""
+    if zerogpu.active():
+        return f"{predictor.precision} on ZeroGPU"
+    if predictor.device.type == "cuda":
+        import torch
+
+        return f"{predictor.precision} on {torch.cuda.get_device_name(predictor.device)}"
+    return f"{predictor.precision} on the CPU"
+
+
 def _release_memory() -> None:
-    """Hand an evicted model's GPU memory back before the next one loads."""
+    """Hand an evicted model's GPU memory back before the next one loads (on ZeroGPU the GPU's
+    memory belongs to the calls, and the main process must make no CUDA call)."""
     import gc
 
     import torch
 
     gc.collect()
-    if torch.cuda.is_available():
+    if not zerogpu.active() and torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -21,7 +21,7 @@ from transformers import DynamicCache
 from segearth import cpu_linear
 from segearth.config import SegEarthConfig
 from segearth.model.language import build_llm
-from segearth.predictor import quantize_llm_cpu
+from segearth.runtime import quantize_llm_cpu
 
 PROMPT_TOKENS, ANSWER_TOKENS = 150, 32
 

@@ -184,6 +184,12 @@ class SegEarthConfig:
         if len(self.encoder.depths) != 4:
             raise ValueError("the encoder must have four stages (res2..res5)")
 
+    @property
+    def visual_tokens(self) -> int:
+        """How many tokens the connector gives the LLM for one image: res5 (stride 32) halved
+        `connector.depth` times, per side (64 for the released 1024 canvas)."""
+        return (self.image_size // (32 * 2**self.connector.depth)) ** 2
+
     # --- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

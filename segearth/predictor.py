@@ -60,7 +60,7 @@ class Predictor:
     def __init__(self, model: SegEarthR1, tokenizer, precision: str = "auto", device: str | None = None,
                  checkpoint: str | None = None):
         self.model, placement = runtime.place(model, precision, device)
-        self.device, self.precision = placement.device, placement.precision
+        self.precision = placement.precision
         self.tokenizer = tokenizer
         self.config = model.config
         self.checkpoint = checkpoint
@@ -99,15 +99,20 @@ class Predictor:
         self.predict(WARM_UP_QUESTION, answer=self.config.answers)
         self._image = None
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are: the truth, also inside a ZeroGPU call (cuda there,
+        cpu-looking in the main process, where `spaces` only records the placement)."""
+        return next(self.model.parameters()).device
+
     def to(self, device: str | torch.device) -> "Predictor":
-        """Move the model (and the current image's features) to `device`, e.g. into a ZeroGPU
-        call; precision stays as resolved."""
+        """Move the model to `device`; the image's features and caches, made on the old one,
+        are forgotten. Precision stays as resolved."""
         device = torch.device(device)
         if device != self.device:
             self._stop_answer()
             self.model.to(device)
-            self.device = device
-            self._image = None  # its cache and features were made on the old device
+            self._image = None
             self._text_start = None
         return self
 
@@ -174,7 +179,7 @@ class Predictor:
         state = self._current()
         threshold = self.config.mask_threshold if threshold is None else threshold
         check_threshold(threshold)
-        ids = self._question_ids(question)
+        ids = self.question_ids(question)
         self._stop_answer()
         timings = dict(state.seconds)
 
@@ -239,11 +244,15 @@ class Predictor:
             raise InputError("No image set: call set_image(image) first.")
         return self._image
 
-    def _question_ids(self, question: str) -> list[int]:
+    def question_ids(self, question: str) -> list[int]:
+        """The question's token ids; an empty question, or one longer than the checkpoint reads
+        after the prompt's prefix and before an answer, is refused with a message. Needs no image:
+        the app checks a question before a ZeroGPU call, where a refusal would spend quota."""
         if not isinstance(question, str) or not question.strip():
             raise InputError("The question is empty: ask about something in the image.")
         ids = description_ids(self.tokenizer, question.strip())
-        budget = (self.config.llm.max_position_embeddings - self._image.prefix.length
+        prefix = sum(len(s.ids) for s in self._prefix_segments) + self.config.visual_tokens
+        budget = (self.config.llm.max_position_embeddings - prefix
                   - sum(len(s.ids) for s in self._lead_in) - MAX_ANSWER_TOKENS)
         if len(ids) > budget:
             raise InputError(

@@ -6,6 +6,7 @@ and keeps only the image's state.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +40,21 @@ class Placement:
     precision: str
 
 
+def on_zerogpu() -> bool:
+    """True on a Hugging Face ZeroGPU Space (the variable its `spaces` package reads). There a GPU
+    is promised but attached only inside `@spaces.GPU` calls, and the main process must make no
+    CUDA call: placement on "cuda" is recorded by `spaces` and made real when a call starts."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+
+
 def resolve_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if on_zerogpu() or torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError:
         raise InputError(f"Unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'.") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
+    if resolved.type == "cuda" and not on_zerogpu() and not torch.cuda.is_available():
         raise InputError("No CUDA GPU is available here: use device 'cpu'.")
     return resolved
 
@@ -71,11 +79,15 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise InputError(f"Unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}.")
     if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if device.type == "cuda":  # ZeroGPU's GPUs (H200 slices) all have bf16; asking is a CUDA call
+            return "bf16" if on_zerogpu() or torch.cuda.is_bf16_supported() else "fp16"
         return "bf16" if BF16_AGREES_ON_CPU and cpu_has_native_bf16() else "fp32"
     if precision == "fp16" and device.type == "cpu":
         raise InputError("fp16 needs a GPU; on the CPU use fp32, bf16 or int8.")
+    if precision in ("int8", "int4") and device.type == "cuda" and on_zerogpu():
+        # bitsandbytes quantises with CUDA kernels as the weights land on the GPU: at start-up,
+        # in the main process, where ZeroGPU allows no CUDA call
+        raise InputError(f"{precision} is not available on ZeroGPU: use auto (bf16), fp16 or fp32.")
     if precision == "int4" or (precision == "int8" and device.type == "cuda"):
         try:
             import bitsandbytes  # noqa: F401

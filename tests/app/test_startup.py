@@ -30,6 +30,8 @@ def test_the_default_model_is_loaded_and_warmed_at_start_up(app_environ, monkeyp
     assert loads == [(config.checkpoint, config.precision, {"warm_up": True})]
     assert handlers.models.status.startswith(f"Model ready: {config.name_of(config.checkpoint)}")
     assert app_environ["SEGEARTH_DEMO_CHECKPOINT"] not in handlers.models.status  # no server path
+    precision = handlers.models.get(config.checkpoint, config.precision).predictor.precision
+    assert f"({precision} on the CPU, loaded and warmed in " in handlers.models.status  # where it runs
 
     handlers.models.get(config.checkpoint, config.precision)  # what the first run asks for
     assert len(loads) == 1

@@ -14,7 +14,8 @@ import torch
 
 from segearth.data import synthetic
 from segearth.metrics import intersection_union, sample_iou
-from segearth.predictor import Predictor, resolve_precision
+from segearth.predictor import Predictor
+from segearth.runtime import resolve_precision
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "assets" / "demo-checkpoint"
