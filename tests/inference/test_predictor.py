@@ -11,6 +11,7 @@ from PIL import Image
 
 from segearth import constants
 from segearth.errors import CheckpointError, InputError
+from segearth.model.generation import MAX_ANSWER_TOKENS
 from segearth.predictor import Predictor
 from segearth.image_processing import Geometry, canvas_to_image, load_image, pad_to_canvas
 
@@ -199,6 +200,22 @@ def test_bad_questions_give_clear_messages(predictor):
         predictor.predict("where " * 2000)
     with pytest.raises(InputError, match="threshold"):
         predictor.predict(QUESTION, threshold=1.5)
+
+
+def test_the_question_budget_is_known_before_any_image(tiny_checkpoint):
+    """`question_ids` checks a question without an image (ZeroGPU checks before its GPU call),
+    so the prompt's prefix length it assumes must be the one an image really gives."""
+    fresh = Predictor.from_pretrained(tiny_checkpoint, device="cpu")
+    config = fresh.config
+    budget = (config.llm.max_position_embeddings - MAX_ANSWER_TOKENS - config.visual_tokens
+              - sum(len(s.ids) for s in (*fresh._prefix_segments, *fresh._lead_in)))
+    around = len(fresh.question_ids("x")) - 1  # the description's own tokens around the question
+    fits = "x" * (budget - around)  # one token per character for this tokenizer, checked below
+    assert len(fresh.question_ids(fits)) == budget
+    with pytest.raises(InputError, match=f"reads at most {budget}"):
+        fresh.question_ids(fits + "x")
+    fresh.set_image(scene(32, 32))
+    assert fresh._image.prefix.length == config.visual_tokens + sum(len(s.ids) for s in fresh._prefix_segments)
 
 
 def test_predict_before_set_image(tiny_checkpoint):
