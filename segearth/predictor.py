@@ -105,17 +105,6 @@ class Predictor:
         cpu-looking in the main process, where `spaces` only records the placement)."""
         return next(self.model.parameters()).device
 
-    def to(self, device: str | torch.device) -> "Predictor":
-        """Move the model to `device`; the image's features and caches, made on the old one,
-        are forgotten. Precision stays as resolved."""
-        device = torch.device(device)
-        if device != self.device:
-            self._stop_answer()
-            self.model.to(device)
-            self._image = None
-            self._text_start = None
-        return self
-
     # --- image ----------------------------------------------------------------------------------
     @torch.inference_mode()
     def set_image(self, image: ImageLike | GeoImage) -> None:
