@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
 
 from .prompt import PromptSegment, embed_segments, split_opening
 
@@ -103,14 +104,15 @@ def loop_period(tokens: list[int]) -> int | None:
 
 def generate_answer(llm: nn.Module, prefix: PromptPrefix, question: torch.Tensor,
                     lead_in: list[PromptSegment], stop_ids: list[int],
-                    max_new_tokens: int = MAX_ANSWER_TOKENS) -> list[int]:
+                    max_new_tokens: int = MAX_ANSWER_TOKENS, streamer: BaseStreamer | None = None) -> list[int]:
     """Greedy answer tokens after the question (its embeddings (1, R, D), already in the cache)
     and the assistant's `lead_in`; stops at `stop_ids` (not returned), `max_new_tokens`, or a
-    loop (one copy of the repeated piece kept)."""
+    loop (one copy of the repeated piece kept). `streamer` (transformers' streamer API) is
+    handed each token as it is decoded."""
     prompt = torch.cat([prefix.embeds, question, embed_segments(llm, lead_in)], 1)
     config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
                               pad_token_id=stop_ids[0], use_cache=True)
-    out = llm.generate(inputs_embeds=prompt, cache=prefix.cache, generation_config=config,
+    out = llm.generate(inputs_embeds=prompt, cache=prefix.cache, generation_config=config, streamer=streamer,
                        stopping_criteria=StoppingCriteriaList([RepetitionStop()]),
                        attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device))
     tokens = out[0].tolist()  # with inputs_embeds only, generate returns the new tokens alone
