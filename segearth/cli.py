@@ -55,12 +55,13 @@ def _add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """`segearth predict`: the files of `write_result`, then the result and one line per region."""
+    """`segearth predict`: the files of `write_result` and one line per region as soon as the mask
+    exists, then the answer streamed as it is decoded (the JSON record gets it at the end)."""
     from .geo import GeoImage, TileSource
     from .image_processing import load_image
     from .pipelines import predict_geo
     from .predictor import Predictor
-    from .result import write_result
+    from .result import write_record, write_result
 
     if (args.image is None) == (args.bbox is None):
         raise InputError("Give either an IMAGE or --bbox WEST SOUTH EAST NORTH (not both).")
@@ -76,29 +77,43 @@ def run_predict(args: argparse.Namespace) -> int:
                               tile_source=tile_source, checkpoint_name=args.checkpoint,
                               threshold=args.threshold, bands=bands, max_tiles=args.max_tiles,
                               min_region_px=args.min_region_px)
-    else:
-        image = GeoImage(load_image(args.image), source={"kind": "image", "path": str(args.image)})
-        predictor.set_image(image)
-        result = predictor.predict(args.question, threshold=args.threshold, answer=not args.no_answer,
-                                   min_region_px=args.min_region_px)
-        written = write_result(result, args.out, args.image.stem)
-    for kind, path in written.items():
-        print(f"{kind:>16}: {path}")
-    _print_record(json.loads(written["json"].read_text()))
+        _print_files(written)
+        _print_answer(json.loads(written["json"].read_text()))
+        return 0
+    image = GeoImage(load_image(args.image), source={"kind": "image", "path": str(args.image)})
+    predictor.set_image(image)
+    result = predictor.predict(args.question, threshold=args.threshold, answer=False,
+                               min_region_px=args.min_region_px)
+    written = write_result(result, args.out, args.image.stem)
+    _print_files(written)  # the mask is on disk and on screen before any answer text
+    if args.no_answer:
+        _print_answer(result.record())
+        return 0
+    stream, shown = predictor.answer_stream(result), ""
+    for piece in stream:
+        if not shown:
+            piece = piece.lstrip()
+            if not piece:
+                continue
+            print("Answer: ", end="")
+        shown += piece
+        print(piece, end="", flush=True)
+    if shown:
+        print()
+    result.answer = stream.text
+    if stream.seconds is not None:
+        result.timings["answer"] = stream.seconds
+    write_record(result, written["json"], written)
+    _print_answer(result.record(), streamed=shown)
     return 0
 
 
-def _parse_bands(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(b) for b in text.split(","))
-    except ValueError:
-        raise InputError(f"--bands takes comma-separated band numbers such as 4,3,2, not {text!r}.") from None
-
-
-def _print_record(record: dict) -> None:
-    """The run in words, from its JSON record (so the screen and the file cannot disagree)."""
+def _print_files(written: dict[str, Path]) -> None:
+    """The files written, then the run in words from its JSON record (so the screen and the file
+    cannot disagree): found or not, one line per region."""
+    for kind, path in written.items():
+        print(f"{kind:>16}: {path}")
+    record = json.loads(written["json"].read_text())
     if record["found"]:
         print(f"Target found: {100 * record['positive_fraction']:.2f} % of the image.")
     else:
@@ -111,12 +126,27 @@ def _print_record(record: dict) -> None:
               f"peak {row['peak']:.3f}, pixels x {col0}-{col1} y {row0}-{row1}")
     if record["dropped_regions"]:
         print(f"({record['dropped_regions']} region(s) under {record['min_region_px']} px dropped)")
-    if record["answer"] is not None:
-        print(f"Answer: {record['answer']}")
-    elif record["answer_note"]:
+    print(end="", flush=True)
+
+
+def _print_answer(record: dict, streamed: str = "") -> None:
+    """The answer (unless it was streamed as it is), or why there is none (once), and timings."""
+    if record["answer"] is not None and record["answer"] != streamed.strip():
+        print(f"Answer: {record['answer']}" if not streamed else
+              f"Answer (a repeating loop cut): {record['answer']}")
+    elif record["answer"] is None and record["answer_note"]:
         print(f"No answer: {record['answer_note']}")
     if record["timings_s"]:
         print("Timings (s): " + json.dumps(record["timings_s"]))
+
+
+def _parse_bands(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise InputError(f"--bands takes comma-separated band numbers such as 4,3,2, not {text!r}.") from None
 
 
 def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:

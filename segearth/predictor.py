@@ -12,6 +12,8 @@ cache (`answer`), so the mask never depends on it, and only when that Result fou
 """
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers.generation.streamers import BaseStreamer
 
 from . import image_processing, runtime
 from .constants import EMPTY_TARGET_ANSWER
@@ -26,7 +29,7 @@ from .errors import InputError
 from .geo.raster import GeoImage
 from .image_processing import Geometry, ImageLike, load_image, preprocess_image
 from .model import ImageFeatures, SegEarthR1
-from .model.generation import MAX_ANSWER_TOKENS, PromptPrefix, text_before_image
+from .model.generation import MAX_ANSWER_TOKENS, AnswerStream, PromptPrefix, text_before_image
 from .model.prompt import split_at_refer
 from .result import Result, check_threshold
 from .tokenization import description_ids, prompt_segments, seg_token_id
@@ -67,6 +70,7 @@ class Predictor:
         self._stop_ids = [seg_token_id(tokenizer), tokenizer.eos_token_id]
         self._image: _ImageState | None = None
         self._text_start: PromptPrefix | None = None  # kept by the first set_image
+        self._stream: AnswerStream | None = None  # the last answer asked for, maybe still decoding
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, precision: str = "auto", device: str | None = None,
@@ -102,6 +106,7 @@ class Predictor:
         call; precision stays as resolved."""
         device = torch.device(device)
         if device != self.device:
+            self._stop_answer()
             self.model.to(device)
             self.device = device
             self._image = None  # its cache and features were made on the old device
@@ -113,6 +118,7 @@ class Predictor:
     def set_image(self, image: ImageLike | GeoImage) -> None:
         """Accepts a path, PIL image or array (any mode, any size), or a `GeoImage`, whose valid
         pixels and georeferencing the results keep. Runs the vision path once."""
+        self._stop_answer()
         seconds: dict[str, float] = {}
         start = time.perf_counter()
         geo = image if isinstance(image, GeoImage) else GeoImage(load_image(image))
@@ -150,6 +156,7 @@ class Predictor:
         threshold = self.config.mask_threshold if threshold is None else threshold
         check_threshold(threshold)
         ids = self._question_ids(question)
+        self._stop_answer()
         timings = dict(state.seconds)
 
         start = time.perf_counter()
@@ -176,22 +183,52 @@ class Predictor:
             timings["answer"] = time.perf_counter() - start
         return result
 
-    @torch.inference_mode()
     def answer(self, result: Result) -> str | None:
         """The answer to the question `result` came from, following its mask: the no-target
         sentence when it found nothing, generated text otherwise (None for checkpoints trained
         without an answer loss). That question must be the last one `predict` was asked about
         the current image (the answer continues its cache); `result` may be another Result of
-        it, e.g. a tiled run's merged windows."""
+        it, e.g. a tiled run's merged windows. `answer_stream` gives it piece by piece."""
+        stream = self.answer_stream(result)
+        for _ in stream:
+            pass
+        return stream.text
+
+    def answer_stream(self, result: Result) -> AnswerStream:
+        """`answer`, as an iterator of text pieces decoded while it is read, so a caller shows
+        the mask first and the words as they come::
+
+            result = predictor.predict(question, answer=False)   # the mask, now
+            stream = predictor.answer_stream(result)
+            for piece in stream:
+                print(piece, end="")
+            result.answer = stream.text   # the final text, as `answer` gives it
+
+        Nothing to iterate for a checkpoint without answers (`text` None); one piece, the
+        no-target sentence, when the mask is empty. The stream continues this predictor's cache:
+        the next `predict`, `answer_stream` or `set_image` stops it, as does `stream.close()`."""
+        self._stop_answer()
         if not self.config.answers:
-            return None
+            return AnswerStream()
         if not result.found:
-            return EMPTY_TARGET_ANSWER
+            return AnswerStream(fixed=EMPTY_TARGET_ANSWER, seconds=0.0)
         question = self._current().question
         if question is None or question.text != result.question:
             raise InputError("Ask the question with predict(question) first: the answer continues it.")
-        tokens = self.model.answer(self._image.prefix, question.embeds, self._lead_in, self._stop_ids)
+        self._stream = AnswerStream(self.tokenizer, functools.partial(self._decode, self._image.prefix, question.embeds))
+        return self._stream
+
+    @torch.inference_mode()  # in the stream's own thread: inference mode is per thread
+    def _decode(self, prefix: PromptPrefix, question: torch.Tensor, streamer: BaseStreamer,
+                cancel: threading.Event) -> str:
+        tokens = self.model.answer(prefix, question, self._lead_in, self._stop_ids, streamer=streamer, cancel=cancel)
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+
+    def _stop_answer(self) -> None:
+        """Stop an answer still being decoded: it reads and extends the cache about to be used."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
 
     def _current(self) -> _ImageState:
         if self._image is None:

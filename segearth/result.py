@@ -260,10 +260,15 @@ def write_result(result: Result, out_dir: str | Path, stem: str, *, geotiff: boo
         written["image_geotiff"] = write_image_geotiff(
             result.geo, out_dir / f"{stem}_image.tif",
             tags={"attribution": source.get("attribution"), "zoom": source.get("zoom")})
+    written["json"] = write_record(result, out_dir / f"{stem}.json", written, extra)
+    return written
+
+
+def write_record(result: Result, path: Path, files: dict[str, Path], extra: dict[str, Any] | None = None) -> Path:
+    """The JSON record (`Result.record()` plus ``extra`` and the names of ``files``), atomically:
+    also how a streamed run's record gets its answer once the answer is complete."""
     record = result.record() | (extra or {})
-    record["files"] = {kind: path.name for kind, path in written.items()}
-    path = out_dir / f"{stem}.json"
+    record["files"] = {kind: file.name for kind, file in files.items() if kind != "json"}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, default=str))
-    written["json"] = path
-    return written
+    return path

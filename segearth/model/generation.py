@@ -13,12 +13,15 @@ run) with two stopping rules of ours: the stop tokens ([SEG], end of text) and `
 from __future__ import annotations
 
 import copy
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
+from transformers.generation.streamers import BaseStreamer, TextIteratorStreamer
 
 from .prompt import PromptSegment, embed_segments, split_opening
 
@@ -93,6 +96,16 @@ class RepetitionStop(StoppingCriteria):
         return torch.tensor(looping, device=input_ids.device)
 
 
+class Cancelled(StoppingCriteria):
+    """Stop as soon as `event` is set (from any thread): nobody reads the rest."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 def loop_period(tokens: list[int]) -> int | None:
     """The shortest n <= LOOP_PERIOD such that `tokens` ends in three copies of its last n."""
     for period in range(1, LOOP_PERIOD + 1):
@@ -104,16 +117,17 @@ def loop_period(tokens: list[int]) -> int | None:
 
 def generate_answer(llm: nn.Module, prefix: PromptPrefix, question: torch.Tensor,
                     lead_in: list[PromptSegment], stop_ids: list[int],
-                    max_new_tokens: int = MAX_ANSWER_TOKENS, streamer: BaseStreamer | None = None) -> list[int]:
+                    max_new_tokens: int = MAX_ANSWER_TOKENS, streamer: BaseStreamer | None = None,
+                    cancel: threading.Event | None = None) -> list[int]:
     """Greedy answer tokens after the question (its embeddings (1, R, D), already in the cache)
-    and the assistant's `lead_in`; stops at `stop_ids` (not returned), `max_new_tokens`, or a
-    loop (one copy of the repeated piece kept). `streamer` (transformers' streamer API) is
-    handed each token as it is decoded."""
+    and the assistant's `lead_in`; stops at `stop_ids` (not returned), `max_new_tokens`, a loop
+    (one copy of the repeated piece kept) or `cancel` being set. `streamer` (transformers'
+    streamer API) is handed each token as it is decoded."""
     prompt = torch.cat([prefix.embeds, question, embed_segments(llm, lead_in)], 1)
     config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
                               pad_token_id=stop_ids[0], use_cache=True)
     out = llm.generate(inputs_embeds=prompt, cache=prefix.cache, generation_config=config, streamer=streamer,
-                       stopping_criteria=StoppingCriteriaList([RepetitionStop()]),
+                       stopping_criteria=StoppingCriteriaList([RepetitionStop(), *([Cancelled(cancel)] if cancel else [])]),
                        attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device))
     tokens = out[0].tolist()  # with inputs_embeds only, generate returns the new tokens alone
     while tokens and tokens[-1] in stop_ids:
@@ -122,3 +136,77 @@ def generate_answer(llm: nn.Module, prefix: PromptPrefix, question: torch.Tensor
     if period is not None:
         del tokens[-2 * period:]
     return tokens
+
+
+class AnswerStream:
+    """An answer as it is decoded: iterating gives its text piece by piece (whole words, as
+    transformers' `TextIteratorStreamer` releases them); once the iteration ends, `text` is the
+    final answer and `seconds` what decoding took; `close()` stops decoding at the next token.
+
+    `decode(streamer, cancel)` runs the generation and returns the final text. It runs in a
+    thread of its own, started by the first iteration, so an answer nobody reads costs nothing.
+    The pieces are what was decoded; the final text can be shorter when a loop was cut
+    (`generate_answer` keeps one copy), so a caller that shows pieces shows `text` at the end.
+    `fixed` is an answer known without decoding (one piece; `seconds` what it took); with
+    neither, there is no answer (`text` None, nothing to iterate).
+    """
+
+    def __init__(self, tokenizer=None, decode: Callable[[BaseStreamer, threading.Event], str] | None = None,
+                 fixed: str | None = None, seconds: float | None = None):
+        self._tokenizer, self._decode = tokenizer, decode
+        self.text: str | None = fixed
+        self.seconds = seconds  # what decoding took, once done (given with a fixed answer)
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._started = False
+
+    @property
+    def cancelled(self) -> bool:
+        """True when decoding was stopped before the answer was complete."""
+        return self._cancel.is_set() and self.text is None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._started:
+            raise RuntimeError("An answer stream is read once.")
+        self._started = True
+        if self._decode is None:  # fixed, or no answer
+            if self.text:
+                yield self.text
+            return
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self._thread = threading.Thread(target=self._run, args=(streamer,), name="segearth-answer", daemon=True)
+        self._thread.start()
+        read = False
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+            read = True
+        finally:
+            if read:  # decoding ended: its thread is returning the final text
+                self._thread.join()
+            else:  # the reader stopped early: no decoding for nobody
+                self.close()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, streamer: TextIteratorStreamer) -> None:
+        start = time.perf_counter()
+        try:
+            text = self._decode(streamer, self._cancel)
+            if not self._cancel.is_set():
+                self.text, self.seconds = text, time.perf_counter() - start
+        except BaseException as error:  # noqa: BLE001 - raised again in the reader's thread
+            self._error = error
+        finally:
+            streamer.on_finalized_text("", stream_end=True)  # the reader never waits for ever
+
+    def close(self) -> None:
+        """Stop decoding at the next token and wait for its thread to end (no-op when done)."""
+        if self._thread is None:
+            return
+        if self.text is None and self._error is None:
+            self._cancel.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()

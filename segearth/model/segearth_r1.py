@@ -14,10 +14,12 @@ after the mask:
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers.generation.streamers import BaseStreamer
 
 from ..config import SegEarthConfig
 from .connector import TokenCompressionConnector
@@ -132,14 +134,17 @@ class SegEarthR1(nn.Module):
         return self.decode(query.to(image.mask_features.dtype), image).logits
 
     def answer(self, prefix: PromptPrefix, question: torch.Tensor, lead_in: list[PromptSegment],
-               stop_ids: list[int]) -> list[int]:
+               stop_ids: list[int], streamer: BaseStreamer | None = None,
+               cancel: threading.Event | None = None) -> list[int]:
         """Greedy answer tokens after the question (its embeddings, as `read_question` gave
-        them) and the assistant's `lead_in`. The cache is first cut back to prefix + question,
-        so asking for the answer twice gives it twice."""
+        them) and the assistant's `lead_in`, each handed to `streamer` as it is decoded; setting
+        `cancel` stops decoding. The cache is first cut back to prefix + question, so asking for
+        the answer twice gives it twice."""
         extra = prefix.cache.get_seq_length() - prefix.length - question.shape[1]
         if extra:
             prefix.cache.crop(-extra)
-        return generation.generate_answer(self.llm, prefix, question, lead_in, stop_ids)
+        return generation.generate_answer(self.llm, prefix, question, lead_in, stop_ids,
+                                          streamer=streamer, cancel=cancel)
 
     # --- training path ------------------------------------------------------------------------
     def forward(self, pixel_values: torch.Tensor, segments: list[PromptSegment],

@@ -147,3 +147,42 @@ def test_convert_writes_our_layout_that_loads_identically(parity_checkpoint, tmp
     ours, theirs = converted.state_dict(), original.state_dict()
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_predict_prints_the_regions_before_the_answer_is_decoded(tiny_checkpoint, photo, tmp_path, monkeypatch,
+                                                                 capsys):
+    """The files and the region lines are out before the first answer token is decoded; the
+    answer is then streamed, and the record gets the same text."""
+    from segearth.model import generation
+
+    out_dir, seen = tmp_path / "out", {}
+    decode = generation.generate_answer
+
+    def watched(*args, **kwargs):
+        seen["stdout"], seen["mask_file"] = capsys.readouterr().out, (out_dir / "scene_mask.png").is_file()
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate_answer", watched)
+    code = main(["predict", str(photo), "-q", QUESTION, "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+                 "--precision", "fp32", "--out", str(out_dir), "--threshold", "0.05"])  # found: an answer is decoded
+    after = capsys.readouterr().out
+    assert code == 0 and seen["mask_file"]
+    assert "region 1:" in seen["stdout"] and "Answer" not in seen["stdout"]
+    record = json.loads((out_dir / "scene.json").read_text())
+    assert record["found"] and record["answer"] and "answer" in record["timings_s"]
+    answer_line = next(line for line in after.splitlines() if line.startswith("Answer: "))
+    assert answer_line == f"Answer: {record['answer']}" or after.count("Answer") == 2  # a cut loop is re-printed
+
+
+def test_a_checkpoint_without_answers_streams_nothing_and_says_so_once(tmp_path, photo, e2e_tokenizer, capsys):
+    from segearth.checkpoints import save
+    from segearth.config import SegEarthConfig
+    from segearth.model import SegEarthR1
+
+    folder = save(SegEarthR1(SegEarthConfig.tiny(task="referring_short", answers=False)).eval(),
+                  tmp_path / "referring", e2e_tokenizer)
+    code = main(["predict", str(photo), "-q", "the pond at left", "--checkpoint", str(folder), "--device", "cpu",
+                 "--precision", "fp32", "--out", str(tmp_path / "out"), "--threshold", "0.05"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Answer" not in out
+    assert out.count("No answer: ") == 1 and "without an answer loss" in out
