@@ -46,7 +46,8 @@ from transformers.generation.streamers import BaseStreamer
 from segearth import cpu_linear, image_processing
 from segearth.config import SegEarthConfig
 from segearth.model import SegEarthR1, generation, pixel_decoder
-from segearth.predictor import Predictor, resolve_device, resolve_precision
+from segearth.predictor import Predictor
+from segearth.runtime import resolve_device, resolve_precision
 
 #: Stage name -> the sub-module whose forward it is (nested ones are also in their parent).
 MODULE_STAGES = {
