@@ -5,8 +5,12 @@ user-fixable problem (a SegEarthError) and every unexpected one becomes a messag
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -17,6 +21,7 @@ import numpy as np
 from segearth import Result, checkpoints
 from segearth.config import SegEarthConfig
 from segearth.errors import InputError, SegEarthError
+from segearth.model.generation import AnswerStream
 from segearth.visualize import blend
 
 from . import messages
@@ -45,10 +50,10 @@ def shows_errors(fn: Callable) -> Callable:
     """Turn exceptions into page messages: the user's own problems verbatim, bugs with a pointer
     to the log (where the traceback goes)."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def page_errors() -> Iterator[None]:
         try:
-            return fn(*args, **kwargs)
+            yield
         except gr.Error:
             raise
         except SegEarthError as err:
@@ -58,6 +63,18 @@ def shows_errors(fn: Callable) -> Callable:
             raise gr.Error(f"Unexpected error ({type(err).__name__}: {without_paths(str(err))}). "
                            f"The app is still running; the details are in the server log.",
                            title="Unexpected error") from None
+
+    if inspect.isgeneratorfunction(fn):  # Gradio streams a generator's updates: stay one
+        @functools.wraps(fn)
+        def streaming(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with page_errors():
+                yield from fn(*args, **kwargs)
+        return streaming
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with page_errors():
+            return fn(*args, **kwargs)
 
     return wrapper
 
@@ -105,6 +122,9 @@ class Handlers:
         self.models = models or ModelCache()
         self.sources = sources or SourceCache(limits=config.limits)
         self.examples = load_examples()
+        #: The answers being decoded, per visitor (Gradio session): a visitor's next run stops them.
+        self._streams: dict[str, list[AnswerStream]] = {}
+        self._streams_lock = threading.Lock()
 
     # --- small events ----------------------------------------------------------------------
     def picked(self, checkpoint: str) -> tuple[Any, Any]:
@@ -149,18 +169,73 @@ class Handlers:
     @shows_errors
     def run(self, source: str, area: str, upload: str | None, question: str, checkpoint: str,
             precision: str, compare: bool, checkpoint_b: str, precision_b: str, threshold: float,
-            opacity: float, progress: gr.Progress = gr.Progress()) -> Shown:
-        """Answer `question` about the chosen image with one (or, to compare, two) models."""
+            opacity: float, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[Shown]:
+        """Answer `question` about the chosen image with one (or, to compare, two) models.
+
+        The page gets the mask, its outline, the regions table and the downloads the moment the
+        mask exists, then the answer text as it is decoded, word by word; when the answer is
+        complete the downloads (with the JSON record) are written again, as a new set. A run the
+        visitor starts meanwhile stops this one's decoding (`stop_answers`): its text is left as
+        it was, and nothing more is computed or written for it."""
+        session = request.session_hash if request is not None else None
         with run_log(checkpoint=checkpoint, precision=precision, source=source,
                      compare=compare) as entry:
-            run = self._run(source, area, upload, question, checkpoint, precision, compare,
-                            checkpoint_b, precision_b, threshold, progress, entry["stages_s"])
-            return self.show(run, threshold, opacity)
+            run, streams = self._run(source, area, upload, question, checkpoint, precision, compare,
+                                     checkpoint_b, precision_b, threshold, progress, entry["stages_s"])
+            self._register(session, streams)
+            try:
+                yield self.show(run, threshold, opacity)  # the answer box says it is coming
+                for i, stream in enumerate(streams):
+                    text = ""
+                    for piece in stream:
+                        text += piece
+                        if i == 0:  # the page shows the first model's answer
+                            yield Shown(*(gr.skip() for _ in Shown._fields))._replace(
+                                answer=messages.streaming_answer(text))
+                    if stream.cancelled:
+                        entry["outcome"] = "stopped"
+                        return
+                    answer = run.answers[i]
+                    answer.result.answer = stream.text
+                    if stream.seconds is not None:
+                        answer.result.timings["answer"] = stream.seconds
+                    answer.timings["text"] = stream.seconds
+                    entry["stages_s"][f"text{i + 1 if i else ''}"] = stream.seconds
+            finally:
+                self._unregister(session, streams)
+            if any(stream.text is not None for stream in streams):
+                # everything again (an API client's last update is the whole result), with the
+                # answer, the summary's timings and new downloads whose record has the answer
+                yield self.show(run, threshold, opacity)
+
+    def stop_answers(self, request: gr.Request) -> None:
+        """The visitor asked again: stop decoding the answers of their earlier run (they would
+        be replaced on the page anyway)."""
+        if request is None:
+            return
+        with self._streams_lock:
+            streams = self._streams.pop(request.session_hash, [])
+        for stream in streams:
+            stream.close()
+
+    def _register(self, session: str | None, streams: list[AnswerStream]) -> None:
+        if session is not None:
+            with self._streams_lock:
+                self._streams[session] = streams
+
+    def _unregister(self, session: str | None, streams: list[AnswerStream]) -> None:
+        with self._streams_lock:
+            if session is not None and self._streams.get(session) is streams:
+                del self._streams[session]
+        for stream in streams:
+            stream.close()  # a no-op for a finished answer; stops one the page no longer reads
 
     def _run(self, source: str, area: str, upload: str | None, question: str, checkpoint: str,
              precision: str, compare: bool, checkpoint_b: str, precision_b: str,
-             threshold: float, progress: gr.Progress, stages: dict[str, float | None]) -> Run:
-        """The model part of `run`; `stages` collects each stage's seconds for the run log."""
+             threshold: float, progress: gr.Progress,
+             stages: dict[str, float | None]) -> tuple[Run, list[AnswerStream]]:
+        """The model part of `run` up to the masks, and each model's answer as a stream; `stages`
+        collects each stage's seconds for the run log."""
         question = question_text(question, self.config.limits)
         models = [(allowed_checkpoint(checkpoint, self.config), precision)]
         if compare:
@@ -191,6 +266,7 @@ class Handlers:
         if source == SOURCE_UPLOAD and geo.is_georeferenced:
             run.backdrop = map_layer(image_rgba(geo), geo)
 
+        streams = []
         for i, (ckpt, prec) in enumerate(models):
             step = f" ({i + 1}/{len(models)})" if len(models) > 1 else ""
             loaded = self.models.is_loaded(ckpt, prec)
@@ -199,8 +275,9 @@ class Handlers:
                          desc=f"Loading {self.config.name_of(ckpt)} ({prec}){step}")
             with loading(ckpt, prec, self.config):
                 model = self.models.get(ckpt, prec)
-            progress((i + 0.5) / len(models), desc=f"Reading the image and answering{step}")
-            result, encode, seconds = model.answer(geo, question, threshold)
+            progress((i + 0.5) / len(models), desc=f"Reading the image and finding the target{step}")
+            result, stream, encode, seconds = model.answer(geo, question, threshold)
+            streams.append(stream)
             public = self.config.name_of(ckpt)  # what the page and the downloads may show
             result = replace(result, provenance={**result.provenance, "checkpoint": public})
             run.answers.append(Answer(public, prec, result, {
@@ -208,7 +285,7 @@ class Handlers:
                 "answer": seconds}))
             stages.update({f"{k}{i + 1 if i else ''}": v
                            for k, v in run.answers[-1].timings.items()})
-        return run
+        return run, streams
 
     @shows_errors
     def show(self, run: Run | None, threshold: float, opacity: float) -> Shown:

@@ -10,6 +10,9 @@ from .runs import RunView
 NO_TARGET = "No target found"
 REGION_COLUMNS = ["#", "area", "score", "peak"]
 NO_ANSWER = "(this checkpoint gives no text answer; it was trained for masks only)"
+ANSWER_COMING = "(the mask is ready; the answer is being written …)"
+#: In the summary while an answer is decoded (the stage timings come with the answer).
+ANSWER_PENDING_NOTE = "_The answer is being written; the time each stage took follows with it._"
 DEMO_BANNER = (
     "⚠️ **Demo model.** This is the tiny checkpoint bundled with the app so that it runs "
     "without internet, trained briefly on synthetic scenes. It is *not* the released "
@@ -17,7 +20,7 @@ DEMO_BANNER = (
     "checkpoint under **Model** for real results.")
 
 _TIMING_LABELS = {"imagery": "imagery", "load": "load model", "encode": "encode image",
-                  "answer": "mask and answer"}
+                  "answer": "mask", "text": "answer text"}
 
 
 def seconds(value: float | None) -> str:
@@ -56,7 +59,8 @@ def summary(view: RunView, is_demo: bool) -> str:
     model = f"Checkpoint `{first.checkpoint}` ({first.precision})"
     if is_demo:
         model += " — demo model, results are not meaningful"
-    return "\n\n".join([head, model + ".", timings_line(view)])
+    pending = any(r.answer is None and r.provenance.get("answers", True) for r in view.results)
+    return "\n\n".join([head, model + ".", ANSWER_PENDING_NOTE if pending else timings_line(view)])
 
 
 def compare_text(view: RunView) -> str:
@@ -66,8 +70,17 @@ def compare_text(view: RunView) -> str:
 
 
 def answer_text(view: RunView) -> str:
+    """The answer; while it is being decoded, that it is coming; for a checkpoint trained
+    without answers, that there is none."""
     answer = view.result.answer
-    return NO_ANSWER if answer is None else answer
+    if answer is not None:
+        return answer
+    return ANSWER_COMING if view.result.provenance.get("answers", True) else NO_ANSWER
+
+
+def streaming_answer(text: str) -> str:
+    """The answer decoded so far, marked as unfinished."""
+    return f"{text.strip()} …"
 
 
 def region_table(result: Result) -> pd.DataFrame:

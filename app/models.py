@@ -17,6 +17,7 @@ from cachetools import LRUCache
 
 from segearth import Result
 from segearth.geo import GeoImage
+from segearth.model.generation import AnswerStream
 from segearth.predictor import Predictor
 from segearth.regions import MIN_REGION_PX
 
@@ -47,20 +48,23 @@ class LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def answer(self, image: GeoImage, question: str,
-               threshold: float) -> tuple[Result, float | None, float]:
-        """The result for `question` about `image`, the seconds spent encoding the image
-        (None when the cached features were reused) and those spent answering. Atomic per
-        model: the features predict reads are those of `image`, whoever else runs."""
+               threshold: float) -> tuple[Result, AnswerStream, float | None, float]:
+        """The result for `question` about `image` now (its mask; no answer yet), the answer as
+        a stream of text pieces, the seconds spent encoding the image (None when the cached
+        features were reused) and those spent on the mask. Atomic per model: the features
+        predict reads are those of `image`, whoever else runs; the answer is decoded while the
+        stream is read, and the model's next question stops it (`Predictor.answer_stream`)."""
         with self.lock:
-            if zerogpu.active():  # image and question in one GPU call; nothing outlives it
+            if zerogpu.active():  # image, question and answer in one GPU call; nothing outlives it
                 start = time.perf_counter()
                 encode, result = zerogpu.answer(self.predictor, image, question, threshold)
-                return result, encode, time.perf_counter() - start - encode
+                stream = AnswerStream(fixed=result.answer, seconds=result.timings.get("answer"))
+                return result, stream, encode, time.perf_counter() - start - encode
             encode = self._use_image(image)
             start = time.perf_counter()
-            result = self.predictor.predict(question, threshold=threshold, answer=True,
+            result = self.predictor.predict(question, threshold=threshold, answer=False,
                                             min_region_px=MIN_REGION_PX)
-            return result, encode, time.perf_counter() - start
+            return result, self.predictor.answer_stream(result), encode, time.perf_counter() - start
 
     def _use_image(self, image: GeoImage) -> float | None:
         key = image_key(image)

@@ -122,9 +122,15 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                       compare_panel, compare_left, compare_right, compare_text, regions)
         preview = Preview(map_view, image_view, tabs, source)
 
+        # Asking again stops the answer still being decoded for this visitor at once (its own
+        # concurrency group, outside the queued runs), and the new run follows as soon as the
+        # old one has ended ("always_last": a click while a run is pending is kept, not dropped).
+        gr.on([run_button.click, question.submit], h.stop_answers, api_name=False,
+              concurrency_id="stop", concurrency_limit=None, show_progress="hidden")
         gr.on([run_button.click, question.submit], h.run, api_name="run",
               inputs=[source, map_view, upload, question, checkpoint, precision, compare,
-                      checkpoint_b, precision_b, threshold, opacity], outputs=list(shown))
+                      checkpoint_b, precision_b, threshold, opacity], outputs=list(shown),
+              trigger_mode="always_last")
         gr.on([threshold.release, opacity.release], h.show, api_name="render",
               inputs=[run_state, threshold, opacity], outputs=list(shown),
               concurrency_id="render", concurrency_limit=4)

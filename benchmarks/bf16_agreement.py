@@ -10,7 +10,7 @@ Two yardsticks, both at the image's own size (IoU 1 when both masks are empty):
 
     python benchmarks/bf16_agreement.py [--synthetic 50] [--sizes 256 512]
 
-`segearth.predictor.BF16_AGREES_ON_CPU` may be True only if both hold. The parity weights are
+`segearth.runtime.BF16_AGREES_ON_CPU` may be True only if both hold. The parity weights are
 untrained, so their masks are not the yardstick for agreement itself (README, "bf16 on a CPU").
 """
 from __future__ import annotations
@@ -24,8 +24,9 @@ import numpy as np
 
 from segearth.data import synthetic
 from segearth.metrics import intersection_union, sample_iou
-from segearth.predictor import BF16_MIN_IOU, Predictor
-from segearth.processing import canvas_to_image
+from segearth.image_processing import canvas_to_image
+from segearth.predictor import Predictor
+from segearth.runtime import BF16_MIN_IOU
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the authors' masks and the parity bound live with their tests

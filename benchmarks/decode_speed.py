@@ -2,7 +2,7 @@
 the mask, and the measurement behind `int8` on a CPU and `auto`'s answer path.
 
 Phi-1.5 (24 layers) with random weights, as a predictor places it: fp32 with oneDNN's linears
-(`segearth.cpu_linear`), bf16, or int8 (`segearth.predictor.quantize_llm_cpu`: PyTorch's
+(`segearth.cpu_linear`), bf16, or int8 (`segearth.runtime.quantize_llm_cpu`: PyTorch's
 dynamic int8 linears). A 150-token prompt is read (prefill), then 32 tokens are decoded greedily
 one at a time on its cache; the second of two repetitions is reported. Each precision runs in a
 fresh process.

@@ -82,11 +82,14 @@ def run_predict(args: argparse.Namespace) -> int:
         return 0
     image = GeoImage(load_image(args.image), source={"kind": "image", "path": str(args.image)})
     predictor.set_image(image)
-    result, stream = predictor.predict_streaming(args.question, threshold=args.threshold,
-                                                 answer=not args.no_answer, min_region_px=args.min_region_px)
+    result = predictor.predict(args.question, threshold=args.threshold, answer=False,
+                               min_region_px=args.min_region_px)
     written = write_result(result, args.out, args.image.stem)
     _print_files(written)  # the mask is on disk and on screen before any answer text
-    shown = ""
+    if args.no_answer:
+        _print_answer(result.record())
+        return 0
+    stream, shown = predictor.answer_stream(result), ""
     for piece in stream:
         if not shown:
             piece = piece.lstrip()
@@ -97,9 +100,11 @@ def run_predict(args: argparse.Namespace) -> int:
         print(piece, end="", flush=True)
     if shown:
         print()
-    final = result.with_answer(stream.text, stream.seconds)
-    write_record(final, written["json"], written)
-    _print_answer(final.record(), streamed=shown)
+    result.answer = stream.text
+    if stream.seconds is not None:
+        result.timings["answer"] = stream.seconds
+    write_record(result, written["json"], written)
+    _print_answer(result.record(), streamed=shown)
     return 0
 
 
@@ -120,8 +125,8 @@ def _print_files(written: dict[str, Path]) -> None:
         print(f"region {row['rank']}: {size}{row['pixels']:,} px, score {row['score']:.3f}, "
               f"peak {row['peak']:.3f}, pixels x {col0}-{col1} y {row0}-{row1}")
     if record["dropped_regions"]:
-        print(f"({record['dropped_regions']} region(s) under {record['min_region_px']} px dropped)",
-              flush=True)
+        print(f"({record['dropped_regions']} region(s) under {record['min_region_px']} px dropped)")
+    print(end="", flush=True)
 
 
 def _print_answer(record: dict, streamed: str = "") -> None:

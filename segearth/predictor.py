@@ -13,6 +13,7 @@ cache (`answer`), so the mask never depends on it, and only when that Result fou
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers.generation.streamers import BaseStreamer
 
 from . import image_processing, runtime
 from .constants import EMPTY_TARGET_ANSWER
@@ -68,7 +70,7 @@ class Predictor:
         self._stop_ids = [seg_token_id(tokenizer), tokenizer.eos_token_id]
         self._image: _ImageState | None = None
         self._text_start: PromptPrefix | None = None  # kept by the first set_image
-        self._stream: AnswerStream | None = None  # the last question's answer, while decoded
+        self._stream: AnswerStream | None = None  # the last answer asked for, maybe still decoding
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, precision: str = "auto", device: str | None = None,
@@ -143,28 +145,7 @@ class Predictor:
         gives it later). `min_region_px` 1 keeps every region, as the authors' model does (what
         evaluation scores and the parity tests compare); the page, the files and the command
         line drop specks under `segearth.regions.MIN_REGION_PX`, and pass it here so that the
-        answer follows the mask they show. `predict_streaming` gives the mask without waiting for
-        the answer."""
-        result, stream = self.predict_streaming(question, threshold, answer, min_region_px)
-        for _ in stream:
-            pass
-        return result.with_answer(stream.text, stream.seconds)
-
-    @torch.inference_mode()
-    def predict_streaming(self, question: str, threshold: float | None = None, answer: bool = True,
-                          min_region_px: int = 1) -> tuple[Result, AnswerStream]:
-        """The `Result` for `question` now (its `answer` None), and the answer as an iterator of
-        text pieces, decoded while it is read::
-
-            result, stream = predictor.predict_streaming("Where could a plane land?")
-            show(result.mask)
-            for piece in stream:
-                print(piece, end="")
-            result = result.with_answer(stream.text, stream.seconds)  # what `predict` gives
-
-        The stream yields nothing for a checkpoint without answers (or `answer=False`), and the
-        no-target sentence when the mask is empty. It shares this predictor's cache: the next
-        question, image or `stream.close()` stops it."""
+        answer follows the mask they show."""
         state = self._current()
         threshold = self.config.mask_threshold if threshold is None else threshold
         check_threshold(threshold)
@@ -190,21 +171,37 @@ class Predictor:
                         provenance=self._provenance(question), timings=timings,
                         min_region_px=min_region_px, min_region_fraction=self.config.min_region_fraction,
                         canvas_probability=_sigmoid(canvas_logits))
-        return result, (self.stream_answer(result) if answer else AnswerStream())
+        if answer and self.config.answers:
+            start = time.perf_counter()
+            result.answer = self.answer(result)  # before anything reads the result's properties
+            timings["answer"] = time.perf_counter() - start
+        return result
 
     def answer(self, result: Result) -> str | None:
-        """The answer to the question `result` came from, whole (see `stream_answer`)."""
-        stream = self.stream_answer(result)
+        """The answer to the question `result` came from, following its mask: the no-target
+        sentence when it found nothing, generated text otherwise (None for checkpoints trained
+        without an answer loss). That question must be the last one `predict` was asked about
+        the current image (the answer continues its cache); `result` may be another Result of
+        it, e.g. a tiled run's merged windows. `answer_stream` gives it piece by piece."""
+        stream = self.answer_stream(result)
         for _ in stream:
             pass
         return stream.text
 
-    def stream_answer(self, result: Result) -> AnswerStream:
-        """The answer to the question `result` came from, following its mask, as an iterator of
-        text pieces: the no-target sentence when it found nothing, generated text otherwise,
-        nothing for checkpoints trained without an answer loss. That question must be the last
-        one `predict` was asked about the current image (the answer continues its cache);
-        `result` may be another Result of it, e.g. a tiled run's merged windows."""
+    def answer_stream(self, result: Result) -> AnswerStream:
+        """`answer`, as an iterator of text pieces decoded while it is read, so a caller shows
+        the mask first and the words as they come::
+
+            result = predictor.predict(question, answer=False)   # the mask, now
+            stream = predictor.answer_stream(result)
+            for piece in stream:
+                print(piece, end="")
+            result.answer = stream.text   # the final text, as `answer` gives it
+
+        Nothing to iterate for a checkpoint without answers (`text` None); one piece, the
+        no-target sentence, when the mask is empty. The stream continues this predictor's cache:
+        the next `predict`, `answer_stream` or `set_image` stops it, as does `stream.close()`."""
+        self._stop_answer()
         if not self.config.answers:
             return AnswerStream()
         if not result.found:
@@ -212,14 +209,13 @@ class Predictor:
         question = self._current().question
         if question is None or question.text != result.question:
             raise InputError("Ask the question with predict(question) first: the answer continues it.")
-        self._stop_answer()
-        self._stream = AnswerStream(self.tokenizer, functools.partial(self._decode_answer, question.embeds))
+        self._stream = AnswerStream(self.tokenizer, functools.partial(self._decode, self._image.prefix, question.embeds))
         return self._stream
 
     @torch.inference_mode()  # in the stream's own thread: inference mode is per thread
-    def _decode_answer(self, question_embeds: torch.Tensor, streamer, cancel) -> str:
-        tokens = self.model.answer(self._image.prefix, question_embeds, self._lead_in, self._stop_ids,
-                                   streamer=streamer, cancel=cancel)
+    def _decode(self, prefix: PromptPrefix, question: torch.Tensor, streamer: BaseStreamer,
+                cancel: threading.Event) -> str:
+        tokens = self.model.answer(prefix, question, self._lead_in, self._stop_ids, streamer=streamer, cancel=cancel)
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
     def _stop_answer(self) -> None:

@@ -113,12 +113,6 @@ class Result:
         """The same run re-thresholded, without the model."""
         return replace(self, threshold=threshold)
 
-    def with_answer(self, answer: str | None, seconds: float | None = None) -> Result:
-        """The same run with its answer, once decoded (`Predictor.predict_streaming`), and the
-        seconds decoding took."""
-        timings = self.timings if seconds is None else {**self.timings, "answer": seconds}
-        return replace(self, answer=answer, timings=timings)
-
     # --- what the threshold gives ----------------------------------------------------------
     @property
     def smallest_region_px(self) -> int:

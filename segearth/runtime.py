@@ -121,6 +121,26 @@ def place(model: SegEarthR1, precision: str = "auto", device: str | None = None
     return model.to(placement.device), placement
 
 
+def quantize_llm_cpu(llm: nn.Module) -> None:
+    """int8 on a CPU: the Linear layers inside the LLM's decoder layers become PyTorch's own
+    dynamically quantised ones (int8 weights, activations quantised per call; fbgemm's kernels
+    through the default `x86` engine). Embeddings, norms, lm_head and the vision/mask parts stay fp32.
+
+    This is the fast CPU path for answers (docs/speed.md: decode per token against fp32);
+    bitsandbytes' int8 on a CPU was slower than fp32 and stays the GPU path. `torch.ao.quantization`
+    rather than torchao, its maintained successor: torchao's eager CPU int8 paths measured slower
+    per token than fp32 (dynamic activations) or 5x slower (weight only). `torch.ao` and its
+    quantised tensors warn that they are deprecated; the warnings are silenced here, where the
+    choice is made, and a PyTorch without them fails `tests/inference/test_precision.py`.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", "torch.quantize_per_tensor", UserWarning)
+        quantize_dynamic(llm.model.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
 def quantize_llm(llm: nn.Module, bits: int, compute_dtype: torch.dtype) -> None:
     """Replace the Linear layers inside the LLM's decoder layers by bitsandbytes 8/4-bit ones.
 
@@ -147,22 +167,3 @@ def quantize_llm(llm: nn.Module, bits: int, compute_dtype: torch.dtype) -> None:
             if module.bias is not None:
                 new.bias = nn.Parameter(module.bias.data.to(compute_dtype), requires_grad=False)
             setattr(parent, name.rpartition(".")[2], new)
-
-
-def quantize_llm_cpu(llm: nn.Module) -> None:
-    """int8 on a CPU: the Linear layers inside the LLM's decoder layers become PyTorch's own
-    dynamically quantised ones (int8 weights, activations quantised per call; fbgemm's kernels
-    through the default `x86` engine). Embeddings, norms, lm_head and the vision/mask parts stay fp32.
-
-    Measured per decoded token of the released-size LLM (README, "Speed and memory"), this is
-    the fast CPU path; bitsandbytes' int8 on a CPU was slower than fp32 and stays the GPU path.
-    `torch.ao.quantization` rather than torchao, its maintained successor: torchao's eager CPU
-    int8 paths measured slower per token than fp32 (dynamic activations) or 5x slower (weight
-    only). `torch.ao` warns that it is deprecated; the warning is silenced here, where the
-    choice is made, and a PyTorch without it fails `tests/inference/test_predictor.py`.
-    """
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
-        quantize_dynamic(llm.model.layers, {nn.Linear}, dtype=torch.qint8, inplace=True)

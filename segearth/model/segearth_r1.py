@@ -137,14 +137,14 @@ class SegEarthR1(nn.Module):
                stop_ids: list[int], streamer: BaseStreamer | None = None,
                cancel: threading.Event | None = None) -> list[int]:
         """Greedy answer tokens after the question (its embeddings, as `read_question` gave
-        them) and the assistant's `lead_in`, each handed to `streamer` as it is decoded, until
-        a stop token or `cancel` is set. The cache is first cut back to prefix + question, so
-        asking for the answer twice gives it twice."""
+        them) and the assistant's `lead_in`, each handed to `streamer` as it is decoded; setting
+        `cancel` stops decoding. The cache is first cut back to prefix + question, so asking for
+        the answer twice gives it twice."""
         extra = prefix.cache.get_seq_length() - prefix.length - question.shape[1]
         if extra:
             prefix.cache.crop(-extra)
-        return generation.generate_answer(self.llm, prefix, question, lead_in, stop_ids, streamer=streamer,
-                                          cancel=cancel)
+        return generation.generate_answer(self.llm, prefix, question, lead_in, stop_ids,
+                                          streamer=streamer, cancel=cancel)
 
     # --- training path ------------------------------------------------------------------------
     def forward(self, pixel_values: torch.Tensor, segments: list[PromptSegment],

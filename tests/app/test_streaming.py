@@ -1,0 +1,98 @@
+"""The mask first, the answer after it: the run's updates through the API, a visitor asking again
+while an answer is being decoded, and the page in Chromium with an answer slow enough to watch."""
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from gradio_client import Client, handle_file
+
+from app.config import AppConfig
+from app.handlers import Handlers
+from app.messages import ANSWER_COMING
+from segearth.model import generation
+
+from .conftest import AREA
+from .test_api import QUESTION, Result, layers, record
+
+#: Seconds each decoded token takes in the slow stand-in (the demo model decodes in milliseconds).
+SLOW_TOKEN_S = 0.3
+
+
+@pytest.fixture
+def decoded_tokens(monkeypatch) -> list[float]:
+    """Make every decoding step slow, and record when each one ran (the stand-in for a big model
+    on a small CPU: the same code, with time added per token)."""
+    steps: list[float] = []
+    check = generation.RepetitionStop.__call__
+
+    def slow(self, input_ids, scores, **kwargs):
+        steps.append(time.perf_counter())
+        time.sleep(SLOW_TOKEN_S)
+        return check(self, input_ids, scores, **kwargs)
+
+    monkeypatch.setattr(generation.RepetitionStop, "__call__", slow)
+    return steps
+
+
+def test_the_first_update_has_the_mask_and_a_later_one_the_answer(app_url, checkpoint):
+    client = Client(app_url, verbose=False)
+    job = client.submit("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
+                        0.05, 0.5, api_name="/run")  # threshold 0.05: a target, so text is decoded
+    final = Result(*job.result(timeout=600))
+    first = Result(*job.outputs()[0])
+    assert layers(first)["overlay"]["url"].startswith("data:image/png")  # the mask is on the map
+    assert first.answer == ANSWER_COMING and record(first)["answer"] is None  # no answer yet
+    assert len(job.outputs()) >= 2
+    assert final.answer and final.answer != ANSWER_COMING and "…" not in final.answer
+    assert record(final)["answer"] == final.answer  # the downloads were written again, with it
+    assert "Timings" in final.summary and "Timings" not in first.summary  # complete only with the answer
+
+
+def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, decoded_tokens):
+    """The visitor's next run stops the decoding at once: no more tokens, no files written for
+    the old run."""
+    handlers = Handlers(AppConfig.from_env(app_environ))
+    visitor = SimpleNamespace(session_hash="visitor")
+    updates = handlers.run("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
+                           0.05, 0.5, visitor, progress=lambda *args, **kwargs: None)
+    shown = next(updates)
+    assert shown.answer == ANSWER_COMING and shown.downloads
+    next(updates)  # the first words
+    assert decoded_tokens
+    handlers.stop_answers(visitor)  # what the page's Run button does first
+    stopped_at = len(decoded_tokens)
+    rest = list(updates)
+    time.sleep(3 * SLOW_TOKEN_S)
+    assert len(decoded_tokens) <= stopped_at + 1  # at most the step under way when it was asked
+    assert all(update.downloads is not shown.downloads and not isinstance(update.downloads, list)
+               for update in rest)  # nothing written for the stopped run
+    assert not [t for t in threading.enumerate() if t.name == "segearth-answer"]
+
+
+@pytest.mark.browser
+def test_the_overlay_is_on_the_page_before_the_answer_is_complete(app_environ, decoded_tokens, plain_image):
+    from playwright.sync_api import sync_playwright
+
+    from .servers import serve
+    from .test_browser import CHROMIUM, CHROMIUM_ARGS, guarded_page, upload
+
+    with serve(app_environ) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with guarded_page(browser, url) as page:
+            upload(page, plain_image)
+            page.locator("#threshold input[type=number]").fill("0.05")  # a target: text is decoded
+            page.locator("#threshold input[type=number]").press("Enter")
+            page.locator("#question textarea").fill(QUESTION)
+            page.click("#run")
+            page.wait_for_function("() => document.querySelector('#summary').innerText.includes('Timings')",
+                                   timeout=120_000)
+            during = page.input_value("#answer textarea")
+            assert during == ANSWER_COMING or during.endswith("…")  # the mask is shown, the answer is not done
+            page.wait_for_function(
+                "() => { const v = document.querySelector('#answer textarea').value;"
+                " return v && !v.endsWith('…') && !v.startsWith('(the mask is ready'); }", timeout=120_000)
+            assert page.input_value("#answer textarea")
+        browser.close()
