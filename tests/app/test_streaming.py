@@ -87,12 +87,15 @@ def test_the_overlay_is_on_the_page_before_the_answer_is_complete(app_environ, d
             page.locator("#threshold input[type=number]").press("Enter")
             page.locator("#question textarea").fill(QUESTION)
             page.click("#run")
-            page.wait_for_function("() => document.querySelector('#summary').innerText.includes('Timings')",
+            # the first update: the mask's summary (its timings come with the answer) and regions
+            page.wait_for_function("() => document.querySelector('#summary').innerText.includes('Checkpoint')",
                                    timeout=120_000)
             during = page.input_value("#answer textarea")
-            assert during == ANSWER_COMING or during.endswith("…")  # the mask is shown, the answer is not done
-            page.wait_for_function(
-                "() => { const v = document.querySelector('#answer textarea').value;"
-                " return v && !v.endsWith('…') && !v.startsWith('(the mask is ready'); }", timeout=120_000)
-            assert page.input_value("#answer textarea")
+            assert "Target found" in page.inner_text("#summary")
+            assert page.locator("#regions [role=gridcell]").count() > 0  # the mask's regions are listed
+            assert during == ANSWER_COMING or during.endswith("…")  # while the answer is not done
+            page.wait_for_function("() => document.querySelector('#summary').innerText.includes('Timings')",
+                                   timeout=120_000)
+            final = page.input_value("#answer textarea")
+            assert final and not final.endswith("…") and final != ANSWER_COMING
         browser.close()
