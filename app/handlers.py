@@ -21,14 +21,14 @@ from segearth.visualize import blend
 
 from . import messages
 from .config import AppConfig
-from .downloads import write_downloads
+from .downloads import downloads_at
 from .examples import load_examples
 from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
 from .models import ModelCache
 from .render import feature_bounds, image_rgba, map_layer, mask_rgba, region_view
 from .runlog import run_log
-from .runs import Answer, Run
+from .runs import Answer, Run, RunRequest
 from .sources import SourceCache
 
 log = logging.getLogger("segearth.app")
@@ -147,26 +147,21 @@ class Handlers:
 
     # --- the run ---------------------------------------------------------------------------
     @shows_errors
-    def run(self, source: str, area: str, upload: str | None, question: str, checkpoint: str,
-            precision: str, compare: bool, checkpoint_b: str, precision_b: str, threshold: float,
-            opacity: float, progress: gr.Progress = gr.Progress()) -> Shown:
-        """Answer `question` about the chosen image with one (or, to compare, two) models."""
-        with run_log(checkpoint=checkpoint, precision=precision, source=source,
-                     compare=compare) as entry:
-            run = self._run(source, area, upload, question, checkpoint, precision, compare,
-                            checkpoint_b, precision_b, threshold, progress, entry["stages_s"])
-            return self.show(run, threshold, opacity)
+    def run(self, request: RunRequest, progress: gr.Progress = gr.Progress()) -> Shown:
+        """Answer the request's question about the chosen image with one (or, to compare, two)
+        models."""
+        with run_log(checkpoint=request.checkpoint, precision=request.precision,
+                     source=request.source, compare=request.compare) as entry:
+            run = self._run(request, progress, entry["stages_s"])
+            return self.show(run, request.threshold, request.opacity)
 
-    def _run(self, source: str, area: str, upload: str | None, question: str, checkpoint: str,
-             precision: str, compare: bool, checkpoint_b: str, precision_b: str,
-             threshold: float, progress: gr.Progress, stages: dict[str, float | None]) -> Run:
+    def _run(self, request: RunRequest, progress: gr.Progress, stages: dict[str, float | None]) -> Run:
         """The model part of `run`; `stages` collects each stage's seconds for the run log."""
-        question = question_text(question, self.config.limits)
-        models = [(allowed_checkpoint(checkpoint, self.config), precision)]
-        if compare:
-            models.append((allowed_checkpoint(checkpoint_b, self.config), precision_b))
-            if models[0] == models[1]:
-                raise InputError("Compare mode needs two different checkpoints or precisions.")
+        question = question_text(request.question, self.config.limits)
+        models = [(allowed_checkpoint(ckpt, self.config), prec) for ckpt, prec in request.models]
+        if len(models) > 1 and models[0] == models[1]:
+            raise InputError("Compare mode needs two different checkpoints or precisions.")
+        source, upload, threshold = request.source, request.upload, request.threshold
 
         start = time.perf_counter()
         if source == SOURCE_UPLOAD:
@@ -176,7 +171,7 @@ class Handlers:
             progress(0.05, desc="Reading the upload")
             geo, cached = self.sources.upload(upload)
         else:
-            geometry = parse_area(area)
+            geometry = parse_area(request.area)
             if geometry is None:
                 raise InputError("No area drawn: draw a rectangle or polygon on the map (tools at "
                                  "its top left), or upload an image.")
@@ -225,7 +220,7 @@ class Handlers:
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=messages.answer_text(view),
             summary=messages.summary(view, is_demo),
-            downloads=[str(p) for p in write_downloads(view)],
+            downloads=[str(p) for p in downloads_at(view)],
             compare=gr.update(visible=compared),
             compare_left=blend(run.geo.image, masks[0], opacity) if compared else None,
             compare_right=blend(run.geo.image, masks[1], opacity) if compared else None,

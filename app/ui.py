@@ -12,6 +12,7 @@ from .config import EXAMPLES_DIR, PRECISION_LABELS, AppConfig
 from .handlers import (SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Focus, Handlers, Preview,
                        Shown)
 from .map_view import MapView, basemap
+from .runs import RunRequest
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 #: Height in px of the map and of the image view (its tab twin).
@@ -123,7 +124,14 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                       compare_panel, compare_left, compare_right, compare_text, regions)
         preview = Preview(map_view, image_view, tabs, source)
 
-        gr.on([run_button.click, question.submit], h.run, api_name="run",
+        def run(source: str, area: str, upload: str | None, question: str, checkpoint: str,
+                precision: str, compare: bool, checkpoint_b: str, precision_b: str,
+                threshold: float, opacity: float, progress: gr.Progress = gr.Progress()) -> Shown:
+            """The page's run inputs (the `/run` API's parameters) as one `RunRequest`."""
+            return h.run(RunRequest(source, area, upload, question, checkpoint, precision, compare,
+                                    checkpoint_b, precision_b, threshold, opacity), progress)
+
+        gr.on([run_button.click, question.submit], run, api_name="run",
               inputs=[source, map_view, upload, question, checkpoint, precision, compare,
                       checkpoint_b, precision_b, threshold, opacity], outputs=list(shown))
         gr.on([threshold.release, opacity.release], h.show, api_name="render",
