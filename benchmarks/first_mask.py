@@ -47,7 +47,7 @@ MODULE_STAGES = {
     "D-Projector": "d_projector",
     "mask decoder": "mask_decoder",
 }
-#: Stage name -> the key of `Prediction.timings` that measures it.
+#: Stage name -> the key of `Result.timings` that measures it.
 TIMING_STAGES = {"LLM prefix": "prompt_prefix", "question (LLM)": "question", "answer": "answer"}
 UPSAMPLING = ("logits_to_canvas", "canvas_to_image")
 
