@@ -45,11 +45,14 @@ class LoadedModel:
     image: str | None = None  # image_key of the image whose features the predictor holds
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def answer(self, image: GeoImage, question: str,
+    def answer(self, image: GeoImage | np.ndarray, question: str,
                threshold: float) -> tuple[Result, float | None, float]:
-        """The result for `question` about `image`, the seconds spent encoding the image
+        """The result for `question` about `image` (an RGB array, or a GeoImage whose valid
+        pixels the mask and the answer respect), the seconds spent encoding the image
         (None when the cached features were reused) and those spent answering. Atomic per
         model: the features predict reads are those of `image`, whoever else runs."""
+        if not isinstance(image, GeoImage):
+            image = GeoImage(image)
         with self.lock:
             if zerogpu.active():  # image and question in one GPU call; nothing cached between
                 start = time.perf_counter()
