@@ -1,6 +1,7 @@
-"""The files a run offers for download, written fresh for the threshold shown in the page.
+"""The files a run offers for download, written for the threshold shown in the page (once per
+threshold: a slider release that comes back to a threshold, or moves the opacity, reuses them).
 
-segearth's one writer makes them (`segearth.geo.write_result`), so they are the command line's:
+segearth's one writer makes them (`segearth.write_result`), so they are the command line's:
 mask PNG (0/255), overlay PNG, probability PNG and the JSON record; for georeferenced inputs also
 the mask GeoTIFF (source CRS) and the GeoJSON regions (EPSG:4326, with areas and scores).
 """
@@ -12,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from segearth.errors import SegEarthError
 from segearth import write_result
+from segearth.errors import SegEarthError
 
 from .runs import RunView
 
@@ -23,6 +24,16 @@ log = logging.getLogger("segearth.app")
 
 class OutputError(SegEarthError):
     """The server could not write a run's files (its disk is full or failing)."""
+
+
+def downloads_at(view: RunView) -> list[Path]:
+    """The run's files at the view's threshold, written the first time that threshold is shown
+    and reused after: an opacity release, or the threshold slider back at a value already
+    shown, writes nothing."""
+    written = view.run.downloads.get(view.threshold)
+    if written is None:
+        written = view.run.downloads[view.threshold] = write_downloads(view)
+    return written
 
 
 def write_downloads(view: RunView) -> list[Path]:

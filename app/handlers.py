@@ -26,14 +26,14 @@ from segearth.visualize import blend
 
 from . import messages
 from .config import AppConfig
-from .downloads import write_downloads
+from .downloads import downloads_at
 from .examples import load_examples
 from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
 from .models import ModelCache
 from .render import feature_bounds, image_rgba, map_layer, mask_rgba, region_view
 from .runlog import run_log
-from .runs import Answer, Run
+from .runs import Answer, Run, RunRequest
 from .sources import SourceCache
 
 log = logging.getLogger("segearth.app")
@@ -167,21 +167,21 @@ class Handlers:
 
     # --- the run ---------------------------------------------------------------------------
     @shows_errors
-    def run(self, source: str, area: str, upload: str | None, question: str, checkpoint: str,
-            precision: str, compare: bool, checkpoint_b: str, precision_b: str, threshold: float,
-            opacity: float, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator[Shown]:
-        """Answer `question` about the chosen image with one (or, to compare, two) models.
+    def run(self, request: RunRequest, visitor: gr.Request | None,
+            progress: gr.Progress = gr.Progress()) -> Iterator[Shown]:
+        """Answer the request's question about the chosen image with one (or, to compare, two)
+        models.
 
         The page gets the mask, its outline, the regions table and the downloads the moment the
         mask exists, then the answer text as it is decoded, word by word; when the answer is
         complete the downloads (with the JSON record) are written again, as a new set. A run the
         visitor starts meanwhile stops this one's decoding (`stop_answers`): its text is left as
         it was, and nothing more is computed or written for it."""
-        session = request.session_hash if request is not None else None
-        with run_log(checkpoint=checkpoint, precision=precision, source=source,
-                     compare=compare) as entry:
-            run, streams = self._run(source, area, upload, question, checkpoint, precision, compare,
-                                     checkpoint_b, precision_b, threshold, progress, entry["stages_s"])
+        session = visitor.session_hash if visitor is not None else None
+        threshold, opacity = request.threshold, request.opacity
+        with run_log(checkpoint=request.checkpoint, precision=request.precision,
+                     source=request.source, compare=request.compare) as entry:
+            run, streams = self._run(request, progress, entry["stages_s"])
             self._register(session, streams)
             try:
                 yield self.show(run, threshold, opacity)  # the answer box says it is coming
@@ -206,6 +206,7 @@ class Handlers:
             if any(stream.text is not None for stream in streams):
                 # everything again (an API client's last update is the whole result), with the
                 # answer, the summary's timings and new downloads whose record has the answer
+                run.downloads.clear()  # those written with the mask hold no answer
                 yield self.show(run, threshold, opacity)
 
     def stop_answers(self, request: gr.Request) -> None:
@@ -230,18 +231,15 @@ class Handlers:
         for stream in streams:
             stream.close()  # a no-op for a finished answer; stops one the page no longer reads
 
-    def _run(self, source: str, area: str, upload: str | None, question: str, checkpoint: str,
-             precision: str, compare: bool, checkpoint_b: str, precision_b: str,
-             threshold: float, progress: gr.Progress,
+    def _run(self, request: RunRequest, progress: gr.Progress,
              stages: dict[str, float | None]) -> tuple[Run, list[AnswerStream]]:
         """The model part of `run` up to the masks, and each model's answer as a stream; `stages`
         collects each stage's seconds for the run log."""
-        question = question_text(question, self.config.limits)
-        models = [(allowed_checkpoint(checkpoint, self.config), precision)]
-        if compare:
-            models.append((allowed_checkpoint(checkpoint_b, self.config), precision_b))
-            if models[0] == models[1]:
-                raise InputError("Compare mode needs two different checkpoints or precisions.")
+        question = question_text(request.question, self.config.limits)
+        models = [(allowed_checkpoint(ckpt, self.config), prec) for ckpt, prec in request.models]
+        if len(models) > 1 and models[0] == models[1]:
+            raise InputError("Compare mode needs two different checkpoints or precisions.")
+        source, upload, threshold = request.source, request.upload, request.threshold
 
         start = time.perf_counter()
         if source == SOURCE_UPLOAD:
@@ -251,7 +249,7 @@ class Handlers:
             progress(0.05, desc="Reading the upload")
             geo, cached = self.sources.upload(upload)
         else:
-            geometry = parse_area(area)
+            geometry = parse_area(request.area)
             if geometry is None:
                 raise InputError("No area drawn: draw a rectangle or polygon on the map (tools at "
                                  "its top left), or upload an image.")
@@ -303,7 +301,7 @@ class Handlers:
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=messages.answer_text(view),
             summary=messages.summary(view, is_demo),
-            downloads=[str(p) for p in write_downloads(view)],
+            downloads=[str(p) for p in downloads_at(view)],
             compare=gr.update(visible=compared),
             compare_left=blend(run.geo.image, masks[0], opacity) if compared else None,
             compare_right=blend(run.geo.image, masks[1], opacity) if compared else None,

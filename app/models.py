@@ -47,13 +47,16 @@ class LoadedModel:
     image: str | None = None  # image_key of the image whose features the predictor holds
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def answer(self, image: GeoImage, question: str,
+    def answer(self, image: GeoImage | np.ndarray, question: str,
                threshold: float) -> tuple[Result, AnswerStream, float | None, float]:
-        """The result for `question` about `image` now (its mask; no answer yet), the answer as
-        a stream of text pieces, the seconds spent encoding the image (None when the cached
+        """The result for `question` about `image` (an RGB array, or a GeoImage whose valid
+        pixels the mask and the answer respect) now, its mask without the answer; the answer
+        as a stream of text pieces; the seconds spent encoding the image (None when the cached
         features were reused) and those spent on the mask. Atomic per model: the features
         predict reads are those of `image`, whoever else runs; the answer is decoded while the
         stream is read, and the model's next question stops it (`Predictor.answer_stream`)."""
+        if not isinstance(image, GeoImage):
+            image = GeoImage(image)
         with self.lock:
             if zerogpu.active():  # image, question and answer in one GPU call; nothing outlives it
                 start = time.perf_counter()

@@ -8,11 +8,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from segearth import Result
 from segearth.geo import GeoImage
 from segearth.metrics import intersection_union, sample_iou
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything the page sends for one run, in the order of the page's run inputs (the `/run`
+    API's parameters): the handlers pass this one object, not eleven arguments."""
+
+    source: str  # "map" (the drawn area) or "upload"
+    area: str  # the drawn area, GeoJSON in lon/lat ("" when none)
+    upload: str | None  # the uploaded file's path
+    question: str
+    checkpoint: str
+    precision: str
+    compare: bool  # run a second checkpoint or precision too
+    checkpoint_b: str
+    precision_b: str
+    threshold: float
+    opacity: float
+
+    @property
+    def models(self) -> list[tuple[str, str]]:
+        """(checkpoint, precision) of each model asked: one, or two to compare."""
+        first = (self.checkpoint, self.precision)
+        return [first, (self.checkpoint_b, self.precision_b)] if self.compare else [first]
 
 
 @dataclass
@@ -33,6 +58,8 @@ class Run:
     answers: list[Answer] = field(default_factory=list)  # 1, or 2 in compare mode
     timings: dict[str, float | None] = field(default_factory=dict)  # before the model
     backdrop: dict | None = None  # map layer of a georeferenced upload, shown under the mask
+    #: Threshold -> the download files written for it (`downloads.downloads_at`).
+    downloads: dict[float, list[Path]] = field(default_factory=dict)
     time_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

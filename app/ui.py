@@ -1,6 +1,7 @@
 """The page: layout and event wiring. What each event does lives in `handlers`."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -12,6 +13,7 @@ from .config import EXAMPLES_DIR, PRECISION_LABELS, AppConfig
 from .handlers import (SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Focus, Handlers, Preview,
                        Shown)
 from .map_view import MapView, basemap_layers
+from .runs import RunRequest
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 #: Height in px of the map and of the image view (its tab twin).
@@ -122,12 +124,20 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                       compare_panel, compare_left, compare_right, compare_text, regions)
         preview = Preview(map_view, image_view, tabs, source)
 
+        def run(source: str, area: str, upload: str | None, question: str, checkpoint: str,
+                precision: str, compare: bool, checkpoint_b: str, precision_b: str,
+                threshold: float, opacity: float, visitor: gr.Request,
+                progress: gr.Progress = gr.Progress()) -> Iterator[Shown]:
+            """The page's run inputs (the `/run` API's parameters) as one `RunRequest`."""
+            yield from h.run(RunRequest(source, area, upload, question, checkpoint, precision, compare,
+                                        checkpoint_b, precision_b, threshold, opacity), visitor, progress)
+
         # Asking again stops the answer still being decoded for this visitor at once (its own
         # concurrency group, outside the queued runs), and the new run follows as soon as the
         # old one has ended ("always_last": a click while a run is pending is kept, not dropped).
         gr.on([run_button.click, question.submit], h.stop_answers, api_name=False,
               concurrency_id="stop", concurrency_limit=None, show_progress="hidden")
-        gr.on([run_button.click, question.submit], h.run, api_name="run",
+        gr.on([run_button.click, question.submit], run, api_name="run",
               inputs=[source, map_view, upload, question, checkpoint, precision, compare,
                       checkpoint_b, precision_b, threshold, opacity], outputs=list(shown),
               trigger_mode="always_last")

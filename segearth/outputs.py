@@ -1,6 +1,6 @@
 """Pictures written as files: each PNG appears whole or not at all (`atomic_path`).
 
-Which files a run becomes, and its JSON record, is `segearth.geo.write_result`'s business.
+Which files a run becomes, and its JSON record, is `segearth.write_result`'s business.
 """
 from __future__ import annotations
 

@@ -122,8 +122,9 @@ class _MostConfidentWindow:
         result = Result(self.question, probability, threshold, None, grid, tiled=True, min_region_px=min_region_px,
                         min_region_fraction=last.min_region_fraction if last else 0.0,
                         canvas_side_px=window)
-        if result.found:  # the answer continues the best window's question
+        if self.best is not None:
             rgb, result.provenance = self.best
+        if result.found:  # the answer continues the best window's question
             self.predictor.set_image(rgb)
             self.predictor.predict(self.question, threshold=result.threshold, answer=False)
         result.answer = self.predictor.answer(result)

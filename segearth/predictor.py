@@ -115,11 +115,12 @@ class Predictor:
         self._stop_answer()
         seconds: dict[str, float] = {}
         start = time.perf_counter()
-        geo = image if isinstance(image, GeoImage) else GeoImage(load_image(image))
-        rgb = load_image(geo.image)
-        if rgb is not geo.image:
-            geo = replace(geo, image=rgb)
-        pixels, geometry = preprocess_image(rgb, self.config.image_size)
+        if isinstance(image, GeoImage):
+            geo = replace(image, image=load_image(image.image))
+        else:
+            source = {"kind": "image", "path": str(image)} if isinstance(image, (str, Path)) else {}
+            geo = GeoImage(load_image(image), source=source)
+        pixels, geometry = preprocess_image(geo.image, self.config.image_size)
         seconds["preprocess"] = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -84,6 +84,9 @@ class Result:
     The model's output is ``probability`` (and ``canvas_probability``, the same on the authors'
     padded canvas) and ``answer``; the mask and all that follows from it are derived here, by
     `mask_regions`, at ``threshold`` with `smallest_region_px` as the smallest region.
+    ``answer``, ``checkpoint`` and ``provenance`` may be filled in after the mask is known (the
+    answer follows it), before `properties` or `features` are first read; everything the mask
+    depends on is changed only through `at` or `dataclasses.replace`.
     """
 
     question: str

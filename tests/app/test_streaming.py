@@ -12,6 +12,7 @@ from gradio_client import Client, handle_file
 from app.config import AppConfig
 from app.handlers import Handlers
 from app.messages import ANSWER_COMING
+from app.runs import RunRequest
 from segearth.model import generation
 
 from .conftest import AREA
@@ -56,8 +57,8 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
     the old run."""
     handlers = Handlers(AppConfig.from_env(app_environ))
     visitor = SimpleNamespace(session_hash="visitor")
-    updates = handlers.run("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
-                           0.05, 0.5, visitor, progress=lambda *args, **kwargs: None)
+    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32", 0.05, 0.5)
+    updates = handlers.run(request, visitor, progress=lambda *args, **kwargs: None)
     shown = next(updates)
     assert shown.answer == ANSWER_COMING and shown.downloads
     next(updates)  # the first words

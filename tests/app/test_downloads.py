@@ -1,0 +1,35 @@
+"""A slider release writes the downloads once per threshold: an opacity move or a threshold
+already shown reuses the files, a new threshold writes files at that threshold."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from app.downloads import downloads_at
+from app.runs import Answer, Run
+from segearth import Result
+from segearth.geo import GeoImage
+
+
+def a_run() -> Run:
+    probability = np.zeros((40, 60), np.float32)
+    probability[5:15, 5:25] = 0.9
+    probability[25:35, 30:50] = 0.6
+    geo = GeoImage(np.zeros((40, 60, 3), np.uint8), source={"kind": "image"})
+    result = Result("Where?", probability, 0.5, "There.", geo, checkpoint="demo")
+    return Run("Where?", geo, "scene", answers=[Answer("demo", "fp32", result, {"answer": 0.1})])
+
+
+def test_downloads_are_written_once_per_threshold():
+    run = a_run()
+    first = downloads_at(run.at(0.5))
+    stamps = {path: path.stat().st_mtime_ns for path in first}
+    assert downloads_at(run.at(0.5)) == first  # an opacity release: the same threshold
+    higher = downloads_at(run.at(0.7))
+    assert set(higher).isdisjoint(first)
+    record = json.loads(next(p for p in higher if p.suffix == ".json").read_text())
+    assert record["threshold"] == 0.7 and [r["pixels"] for r in record["regions"]] == [200]
+    assert downloads_at(run.at(0.5)) == first  # back to a threshold already shown
+    assert {path: path.stat().st_mtime_ns for path in first} == stamps  # nothing rewritten
+    assert json.loads(next(p for p in first if p.suffix == ".json").read_text())["threshold"] == 0.5
