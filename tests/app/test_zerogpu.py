@@ -118,7 +118,8 @@ def test_the_model_is_placed_at_start_up_and_only_computation_runs_in_the_call(o
     moves_at_start_up = len(space.moves)
 
     image = GeoImage(np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8))
-    result, encode, answering = loaded.answer(image, QUESTION, 0.5)
+    result, stream, encode, answering = loaded.answer(image, QUESTION, 0.5)
+    assert list(stream) == [result.answer]  # answered inside the call: one piece
     loaded.answer(image, "A follow-up about the same area?", 0.5)
     assert space.spaces.calls == [("_ask", module.MASK_SECONDS + module.ANSWER_SECONDS)] * 2  # each re-encodes
     assert len(space.moves) == moves_at_start_up  # nothing moved inside a call: the weights were placed
