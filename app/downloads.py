@@ -1,5 +1,8 @@
 """The files a run offers for download, written for the threshold shown in the page (once per
 threshold: a slider release that comes back to a threshold, or moves the opacity, reuses them).
+Each set is a folder of the server's temporary directory: a set the page no longer offers (written
+before the answer was complete) is removed at once, and every set is removed after
+`DOWNLOADS_TTL_S`, as Gradio clears its own copies (`ui.build_app`'s `delete_cache`).
 
 segearth's one writer makes them (`segearth.write_result`), so they are the command line's:
 mask PNG (0/255), overlay PNG, probability PNG and the JSON record; for georeferenced inputs also
@@ -11,15 +14,19 @@ import errno
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from segearth import write_result
 from segearth.errors import SegEarthError
 
-from .runs import RunView
+from .runs import Run, RunView
 
 
 log = logging.getLogger("segearth.app")
+#: Seconds a set of download files is kept (Gradio serves its own copy of each meanwhile).
+DOWNLOADS_TTL_S = 3600
+FOLDER_PREFIX = "segearth-run-"
 
 
 class OutputError(SegEarthError):
@@ -31,16 +38,37 @@ def downloads_at(view: RunView) -> list[Path]:
     and reused after: an opacity release, or the threshold slider back at a value already
     shown, writes nothing."""
     written = view.run.downloads.get(view.threshold)
-    if written is None:
+    if written is None or not all(path.exists() for path in written):  # new, or swept away
         written = view.run.downloads[view.threshold] = write_downloads(view)
     return written
+
+
+def discard_downloads(run: Run) -> None:
+    """Remove every set written for `run` (the page offers a new one)."""
+    for written in run.downloads.values():
+        for folder in {path.parent for path in written}:
+            shutil.rmtree(folder, ignore_errors=True)
+    run.downloads.clear()
+
+
+def sweep(now: float | None = None) -> None:
+    """Remove the sets older than `DOWNLOADS_TTL_S`, so a long-running server's disk does not
+    fill with files nobody can download any more."""
+    limit = (time.time() if now is None else now) - DOWNLOADS_TTL_S
+    for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
+        try:
+            if folder.stat().st_mtime < limit:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # removed meanwhile by another worker
+            continue
 
 
 def write_downloads(view: RunView) -> list[Path]:
     """Write the downloads into a new temporary folder (Gradio copies them into its cache).
     All or nothing: if any file fails (a full disk), the folder and what it holds are removed
     and the visitor is told; no partial set is ever offered."""
-    folder = Path(tempfile.mkdtemp(prefix="segearth-run-"))
+    sweep()
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
     try:
         return list(write_result(view.result, folder, view.run.name,
                                  extra=view.record_extra()).values())

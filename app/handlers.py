@@ -26,7 +26,7 @@ from segearth.visualize import blend
 
 from . import messages
 from .config import AppConfig
-from .downloads import downloads_at
+from .downloads import discard_downloads, downloads_at
 from .examples import load_examples
 from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
@@ -206,7 +206,7 @@ class Handlers:
             if any(stream.text is not None for stream in streams):
                 # everything again (an API client's last update is the whole result), with the
                 # answer, the summary's timings and new downloads whose record has the answer
-                run.downloads.clear()  # those written with the mask hold no answer
+                discard_downloads(run)  # those written with the mask hold no answer
                 yield self.show(run, threshold, opacity)
 
     def stop_answers(self, request: gr.Request) -> None:

@@ -10,6 +10,7 @@ import pytest
 from app.config import AppConfig, Basemap
 from app.handlers import Handlers
 from app.map_view import basemap_layers
+from app.runs import RunRequest
 from segearth.errors import InputError
 from segearth.geo import TileSource
 
@@ -67,8 +68,8 @@ def test_a_run_fetches_the_imagery_the_visitor_has_on_screen(app_environ, tiles)
     geometry = json.loads(AREA)
     for key, expected in (("second", tiles.url("second")), ("unknown", tiles.url("ok"))):
         area = {"type": "Feature", "properties": {"basemap": key}, "geometry": geometry}
-        run = handlers._run("map", json.dumps(area), None, "Where is the red roof?",
-                            config.checkpoint, "fp32", False, "", "fp32", 0.5,
-                            lambda *args, **kwargs: None, {})
+        request = RunRequest("map", json.dumps(area), None, "Where is the red roof?",
+                             config.checkpoint, "fp32", False, "", "fp32", 0.5, 0.5)
+        run, _ = handlers._run(request, lambda *args, **kwargs: None, {})
         assert run.geo.source["url"] == expected and run.geo.image.shape[0] > 0
     assert tiles.hits["second"] > 0

@@ -33,3 +33,25 @@ def test_downloads_are_written_once_per_threshold():
     assert downloads_at(run.at(0.5)) == first  # back to a threshold already shown
     assert {path: path.stat().st_mtime_ns for path in first} == stamps  # nothing rewritten
     assert json.loads(next(p for p in first if p.suffix == ".json").read_text())["threshold"] == 0.5
+
+
+def test_superseded_and_old_sets_are_removed_and_written_anew_when_shown(tmp_path, monkeypatch):
+    import tempfile
+    import time
+
+    from app.downloads import DOWNLOADS_TTL_S, discard_downloads, sweep
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    run = a_run()
+    first = downloads_at(run.at(0.5))
+    discard_downloads(run)  # the answer completed: the set written with the mask goes
+    assert not first[0].parent.exists() and not run.downloads
+    second = downloads_at(run.at(0.5))
+    assert second[0].parent != first[0].parent and all(p.exists() for p in second)
+
+    sweep(now=time.time() + DOWNLOADS_TTL_S - 60)  # not old enough
+    assert all(p.exists() for p in second)
+    sweep(now=time.time() + DOWNLOADS_TTL_S + 60)  # an hour on: gone ...
+    assert not second[0].parent.exists()
+    third = downloads_at(run.at(0.5))  # ... and written again if the page shows it again
+    assert all(p.exists() for p in third) and len(list(tmp_path.glob("segearth-run-*"))) == 1

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from segearth.metrics import intersection_union, sample_iou
-from segearth.predictor import Predictor
 from segearth.image_processing import canvas_to_image
+from segearth.predictor import Predictor
+from segearth.runtime import cpu_has_native_bf16
 
 from .test_e2e_parity import SPLIT, STEMS, golden_mask
 
@@ -24,8 +25,16 @@ def predictor(parity_checkpoint) -> Predictor:
     return Predictor.from_pretrained(parity_checkpoint, precision="bf16", device="cpu")
 
 
+#: Where bf16 has no matrix units it is emulated, ~40x slower than fp32 (an item took 6 min with
+#: oneDNN and ATen held to AVX2 on a CPU that has them): one item there, all seven where bf16 is
+#: native and `auto` may pick it.
+EMULATED_BF16 = pytest.mark.skipif(not cpu_has_native_bf16(), reason="bf16 is emulated on this "
+                                   "CPU (no avx512_bf16/amx_bf16): one item checked, not seven")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize(
+    "stem", [STEMS[0], *(pytest.param(stem, marks=EMULATED_BF16) for stem in STEMS[1:])])
 def test_bf16_masks_agree_with_the_authors(predictor, stem):
     question = json.loads((SPLIT / "QAs" / f"{stem}.json").read_text())["questions"][0]
     predictor.set_image(SPLIT / "images" / f"{stem}.png")
