@@ -39,6 +39,7 @@ _LIMIT_VARIABLES = {
     "SEGEARTH_MAX_QUESTION_CHARS": "max_question_chars",
     "SEGEARTH_MAX_CHECKPOINT_GB": "max_checkpoint_gb",
     "SEGEARTH_QUEUE_SIZE": "queue_size",
+    "SEGEARTH_QUESTION_LAYERS": "question_layers",
 }
 
 _OSM = TileSource(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -103,6 +104,9 @@ class Limits:
     max_question_chars: int = 500
     max_checkpoint_gb: int = 8  # custom checkpoints only (SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS=1)
     queue_size: int = 100  # waiting runs; more visitors are told the queue is full
+    #: Questions about one place a visitor's map keeps as layers (each holds its probability map
+    #: in the server's memory for the visitor's session).
+    question_layers: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Limits":

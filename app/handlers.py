@@ -22,7 +22,7 @@ from segearth import Result, checkpoints
 from segearth.config import SegEarthConfig
 from segearth.errors import InputError, SegEarthError
 from segearth.model.generation import AnswerStream
-from segearth.visualize import blend
+from segearth.visualize import blend, hex_rgb
 
 from . import messages
 from .config import AppConfig
@@ -33,7 +33,7 @@ from .map_view import parse_area
 from .models import ModelCache
 from .render import feature_bounds, image_rgba, map_layer, mask_rgba, region_view
 from .runlog import run_log
-from .runs import Answer, Run, RunRequest
+from .runs import Answer, Questions, Run, RunRequest
 from .sources import SourceCache
 
 log = logging.getLogger("segearth.app")
@@ -80,9 +80,9 @@ def shows_errors(fn: Callable) -> Callable:
 
 
 class Shown(NamedTuple):
-    """Everything a run (or a slider move) updates, in the order of `ui.RESULT_OUTPUTS`."""
+    """Everything a run (or a slider move, or picking a question) updates."""
 
-    run: Run | None
+    questions: Questions | None  # the page's state: the questions about the place shown
     map: Any
     image: np.ndarray | None
     tabs: Any
@@ -94,6 +94,7 @@ class Shown(NamedTuple):
     compare_right: np.ndarray | None
     compare_text: str
     regions: Any  # the regions table
+    picker: Any  # which question's regions, answer and downloads the page shows
 
 
 class Focus(NamedTuple):
@@ -168,9 +169,11 @@ class Handlers:
     # --- the run ---------------------------------------------------------------------------
     @shows_errors
     def run(self, request: RunRequest, visitor: gr.Request | None,
-            progress: gr.Progress = gr.Progress()) -> Iterator[Shown]:
+            progress: gr.Progress = gr.Progress(),
+            earlier: Questions | None = None) -> Iterator[Shown]:
         """Answer the request's question about the chosen image with one (or, to compare, two)
-        models.
+        models. Asked about the place of the `earlier` questions, it joins them as a new layer on
+        the map (the last `limits.question_layers`); about another place, it starts afresh.
 
         The page gets the mask, its outline, the regions table and the downloads the moment the
         mask exists, then the answer text as it is decoded, word by word; when the answer is
@@ -182,9 +185,10 @@ class Handlers:
         with run_log(checkpoint=request.checkpoint, precision=request.precision,
                      source=request.source, compare=request.compare) as entry:
             run, streams = self._run(request, progress, entry["stages_s"])
+            questions = (earlier or Questions([])).asked(run, self.config.limits.question_layers)
             self._register(session, streams)
             try:
-                yield self.show(run, threshold, opacity)  # the answer box says it is coming
+                yield self.show(questions, threshold, opacity)  # the answer box says it is coming
                 for i, stream in enumerate(streams):
                     text = ""
                     for piece in stream:
@@ -207,7 +211,7 @@ class Handlers:
                 # everything again (an API client's last update is the whole result), with the
                 # answer, the summary's timings and new downloads whose record has the answer
                 discard_downloads(run)  # those written with the mask hold no answer
-                yield self.show(run, threshold, opacity)
+                yield self.show(questions, threshold, opacity)
 
     def stop_answers(self, request: gr.Request) -> None:
         """The visitor asked again: stop decoding the answers of their earlier run (they would
@@ -286,18 +290,20 @@ class Handlers:
         return run, streams
 
     @shows_errors
-    def show(self, run: Run | None, threshold: float, opacity: float) -> Shown:
-        """Render `run` at `threshold` and `opacity`, without the model (the sliders)."""
-        if run is None:
+    def show(self, questions: Questions | None, threshold: float, opacity: float) -> Shown:
+        """Render the questions at `threshold` and `opacity`, without the model (the sliders):
+        the selected one in full, the others as map layers."""
+        if questions is None:
             return Shown(*(gr.skip() for _ in Shown._fields))
+        run = questions.run
         view = run.at(threshold)
         is_demo = self.config.is_demo(run.answers[0].checkpoint)
         masks = [result.mask for result in view.results]
         compared = len(masks) > 1
         return Shown(
-            run=run,
-            map=gr.update(layers=_map_layers(view.result, run.backdrop), opacity=opacity),
-            image=blend(run.geo.image, masks[0], opacity),
+            questions=questions,
+            map=gr.update(layers=_map_layers(questions, view.result, threshold), opacity=opacity),
+            image=blend(run.geo.image, masks[0], opacity, hex_rgb(run.color)),
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=messages.answer_text(view),
             summary=messages.summary(view, is_demo),
@@ -307,30 +313,54 @@ class Handlers:
             compare_right=blend(run.geo.image, masks[1], opacity) if compared else None,
             compare_text=messages.compare_text(view) if compared else "",
             regions=messages.region_table(view.result),
+            picker=gr.update(choices=messages.question_choices(questions.runs),
+                             value=questions.runs.index(run), visible=len(questions.runs) > 1),
         )
 
+    def pick(self, questions: Questions | None, index: int | None, threshold: float,
+             opacity: float) -> Shown:
+        """The visitor picked one of the questions about this place: the page shows its answer,
+        regions and downloads, its outlines on top."""
+        if questions is None or index is None:
+            return Shown(*(gr.skip() for _ in Shown._fields))
+        return self.show(questions.select(int(index)), threshold, opacity)
+
     @shows_errors
-    def focus(self, run: Run | None, threshold: float, opacity: float,
+    def focus(self, questions: Questions | None, threshold: float, opacity: float,
               evt: gr.SelectData) -> Focus:
         """A row of the regions table clicked: zoom the map (georeferenced) or the image view
         (plain image) to that region and highlight its outline."""
-        if run is None or not evt.index:
+        if questions is None or not evt.index:
             return Focus(gr.skip(), gr.skip(), gr.skip())
+        run = questions.run
         result = run.at(threshold).result
         rank = int(evt.index[0]) + 1  # rows are in rank order
         if not 1 <= rank <= len(result.regions):
             return Focus(gr.skip(), gr.skip(), gr.skip())
         if run.georeferenced:
-            return Focus(gr.update(layers=_map_layers(result, run.backdrop, focus=rank),
+            return Focus(gr.update(layers=_map_layers(questions, result, threshold, focus=rank),
                                    opacity=opacity), gr.skip(), gr.Tabs(selected=TAB_MAP))
-        return Focus(gr.skip(), region_view(result, rank, opacity), gr.Tabs(selected=TAB_IMAGE))
+        return Focus(gr.skip(), region_view(result, rank, opacity, hex_rgb(run.color)),
+                     gr.Tabs(selected=TAB_IMAGE))
 
 
-def _map_layers(result: Result, backdrop: dict | None, focus: int | None = None) -> dict:
-    """The map's layers for a result: the mask over the area, its region outlines (region
-    ``focus`` highlighted and fitted), a GeoTIFF backdrop."""
+def _map_layers(questions: Questions, result: Result, threshold: float,
+                focus: int | None = None) -> dict:
+    """The map's layers: the shown question's mask over the area and its region outlines (region
+    ``focus`` highlighted and fitted), each other question about the place as a layer of its own
+    colour at the same threshold, a GeoTIFF backdrop."""
     if not result.georeferenced:
         return NO_LAYERS
-    return {"image": backdrop, "overlay": map_layer(mask_rgba(result.mask), result.geo),
-            "outlines": result.features, "focus": focus,
-            "fit": None if focus is None else feature_bounds(result.features, focus)}
+    run = questions.run
+    return {**_question_layer(run, result, questions), "image": run.backdrop, "focus": focus,
+            "fit": None if focus is None else feature_bounds(result.features, focus),
+            "others": [_question_layer(other, other.at(threshold).result, questions)
+                       for other in questions.runs if other is not run]}
+
+
+def _question_layer(run: Run, result: Result, questions: Questions) -> dict:
+    """One question as the map shows it: its mask and region outlines, in its colour, and its
+    place in asking order (the layer switch's order)."""
+    return {"name": run.question, "color": run.color, "order": questions.runs.index(run),
+            "overlay": map_layer(mask_rgba(result.mask, hex_rgb(run.color)), result.geo),
+            "outlines": result.features}

@@ -5,9 +5,11 @@ import pandas as pd
 
 from segearth import Result
 
-from .runs import RunView
+from .runs import Run, RunView
 
 NO_TARGET = "No target found"
+#: Longest question text in the question picker (the map's layer switch shows it whole).
+PICKER_CHARS = 60
 REGION_COLUMNS = ["#", "area", "score", "peak"]
 NO_ANSWER = "(this checkpoint gives no text answer; it was trained for masks only)"
 ANSWER_COMING = "(the mask is ready; the answer is being written …)"
@@ -81,6 +83,13 @@ def answer_text(view: RunView) -> str:
 def streaming_answer(text: str) -> str:
     """The answer decoded so far, marked as unfinished."""
     return f"{text.strip()} …"
+
+
+def question_choices(runs: list[Run]) -> list[tuple[str, int]]:
+    """The question picker's choices, in asking order: the question (shortened), by index."""
+    def short(text: str) -> str:
+        return text if len(text) <= PICKER_CHARS else text[:PICKER_CHARS - 1].rstrip() + "…"
+    return [(f"{i + 1}. {short(run.question)}", i) for i, run in enumerate(runs)]
 
 
 def region_table(result: Result) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from segearth import Result
 from segearth.geo import GeoImage
 # image_rgba, mask_rgba re-exported: the handlers take every map image from this module
 from segearth.maps import data_url, image_rgba, mask_rgba, web_mercator  # noqa: F401
-from segearth.visualize import HIGHLIGHT_COLOR, blend, outline
+from segearth.visualize import HIGHLIGHT_COLOR, MASK_COLOR, blend, outline
 
 #: Longest side of images sent to the browser: enough for a sharp map overlay, small enough
 #: that a slider move stays a small message.
@@ -38,7 +38,8 @@ def feature_bounds(features: dict, rank: int) -> list[list[float]] | None:
     return [[south, west], [north, east]]
 
 
-def region_view(result: Result, rank: int, opacity: float) -> np.ndarray:
+def region_view(result: Result, rank: int, opacity: float,
+                color: tuple[int, int, int] = MASK_COLOR) -> np.ndarray:
     """The image view zoomed to one region: the blended image cropped around it, with its
     outline drawn in the highlight colour (the map's highlight, for plain images)."""
     col0, row0, col1, row1 = result.regions[rank - 1].bbox
@@ -47,6 +48,6 @@ def region_view(result: Result, rank: int, opacity: float) -> np.ndarray:
     pad_y = max(round((row1 - row0) * REGION_MARGIN), (MIN_REGION_VIEW - (row1 - row0)) // 2, 0)
     rows = slice(max(0, row0 - pad_y), min(height, row1 + pad_y))
     cols = slice(max(0, col0 - pad_x), min(width, col1 + pad_x))
-    image = blend(result.geo.image, result.mask, opacity)
+    image = blend(result.geo.image, result.mask, opacity, color)
     image[outline(result.labels == rank)] = HIGHLIGHT_COLOR
     return image[rows, cols]

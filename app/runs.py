@@ -11,9 +11,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from segearth import Result
 from segearth.geo import GeoImage
 from segearth.metrics import intersection_union, sample_iou
+from segearth.visualize import QUESTION_COLORS
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,19 @@ class Run:
     downloads: dict[float, list[Path]] = field(default_factory=dict)
     time_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    #: Its mask's and outlines' colour among the questions about its place (`Questions`).
+    color: str = QUESTION_COLORS[0]
 
     @property
     def georeferenced(self) -> bool:
         return self.geo.is_georeferenced
+
+    def same_place(self, other: Run) -> bool:
+        """Whether `other` asked about the very same pixels (the same drawn area or upload):
+        then its mask can be laid over this one's."""
+        a, b = self.geo, other.geo
+        return (a is b or a.image.shape == b.image.shape and a.transform == b.transform
+                and a.crs == b.crs and np.array_equal(a.image, b.image))
 
     def at(self, threshold: float) -> RunView:
         """The run at `threshold`: one segearth Result per answer."""
@@ -103,3 +115,29 @@ class RunView:
             extra["compare"] = {**self.results[1].record(),
                                 "app_timings_s": run.answers[1].timings, "iou": self.iou}
         return extra
+
+
+@dataclass
+class Questions:
+    """A visitor's questions about one place, oldest first (at most `keep`), each a layer of its
+    own colour on the map; `selected` is the one whose regions table, answer and downloads the
+    page shows. A question about another place starts afresh."""
+
+    runs: list[Run]
+    selected: int = -1
+
+    @property
+    def run(self) -> Run:
+        return self.runs[self.selected]
+
+    def asked(self, run: Run, keep: int) -> Questions:
+        """These questions plus `run` (selected), the oldest dropped past `keep`. `run` takes the
+        first colour its kept predecessors do not use, so a layer never changes colour."""
+        kept = [r for r in self.runs if r.same_place(run)][-(keep - 1):] if keep > 1 else []
+        used = {r.color for r in kept}
+        run.color = next((c for c in QUESTION_COLORS if c not in used), QUESTION_COLORS[0])
+        return Questions([*kept, run])
+
+    def select(self, index: int) -> Questions:
+        """The same questions with another one shown (an index out of range keeps the shown one)."""
+        return Questions(self.runs, index if 0 <= index < len(self.runs) else self.selected)

@@ -13,7 +13,7 @@ from .config import EXAMPLES_DIR, PRECISION_LABELS, AppConfig
 from .handlers import (SOURCE_MAP, SOURCE_UPLOAD, TAB_IMAGE, TAB_MAP, Focus, Handlers, Preview,
                        Shown)
 from .map_view import MapView, basemap_layers
-from .runs import RunRequest
+from .runs import Questions, RunRequest
 
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 #: Height in px of the map and of the image view (its tab twin).
@@ -94,6 +94,9 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                                   "gather safely?")
                 run_button = gr.Button("Run", variant="primary", elem_id="run")
                 answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
+                picker = gr.Radio([], label="Questions about this place (the map shows each as a "
+                                            "layer; pick one for its answer, regions and files)",
+                                  type="value", visible=False, elem_id="questions")
                 regions = gr.Dataframe(
                     headers=messages.REGION_COLUMNS, label="Regions (click one to zoom to it)",
                     interactive=False, max_height=240, elem_id="regions")
@@ -121,16 +124,18 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                               elem_id="precision-b")
 
         shown = Shown(run_state, map_view, image_view, tabs, answer, summary, downloads,
-                      compare_panel, compare_left, compare_right, compare_text, regions)
+                      compare_panel, compare_left, compare_right, compare_text, regions, picker)
         preview = Preview(map_view, image_view, tabs, source)
 
         def run(source: str, area: str, upload: str | None, question: str, checkpoint: str,
                 precision: str, compare: bool, checkpoint_b: str, precision_b: str,
-                threshold: float, opacity: float, visitor: gr.Request,
+                threshold: float, opacity: float, earlier: Questions | None, visitor: gr.Request,
                 progress: gr.Progress = gr.Progress()) -> Iterator[Shown]:
-            """The page's run inputs (the `/run` API's parameters) as one `RunRequest`."""
-            yield from h.run(RunRequest(source, area, upload, question, checkpoint, precision, compare,
-                                        checkpoint_b, precision_b, threshold, opacity), visitor, progress)
+            """The page's run inputs (the `/run` API's parameters) as one `RunRequest`; `earlier`
+            is the visitor's state, the questions already asked (not an API parameter)."""
+            request = RunRequest(source, area, upload, question, checkpoint, precision, compare,
+                                 checkpoint_b, precision_b, threshold, opacity)
+            yield from h.run(request, visitor, progress, earlier)
 
         # Asking again stops the answer still being decoded for this visitor at once (its own
         # concurrency group, outside the queued runs), and the new run follows as soon as the
@@ -139,11 +144,13 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
               concurrency_id="stop", concurrency_limit=None, show_progress="hidden")
         gr.on([run_button.click, question.submit], run, api_name="run",
               inputs=[source, map_view, upload, question, checkpoint, precision, compare,
-                      checkpoint_b, precision_b, threshold, opacity], outputs=list(shown),
+                      checkpoint_b, precision_b, threshold, opacity, run_state],
+              outputs=list(shown),
               trigger_mode="always_last")
         gr.on([threshold.release, opacity.release], h.show, api_name="render",
               inputs=[run_state, threshold, opacity], outputs=list(shown),
               concurrency_id="render", concurrency_limit=4)
+        picker.input(h.pick, [run_state, picker, threshold, opacity], list(shown), api_name=False)
         regions.select(h.focus, [run_state, threshold, opacity], list(Focus(map_view, image_view, tabs)),
                        api_name=False)
         upload.change(h.preview, upload, list(preview), api_name="preview")

@@ -31,17 +31,10 @@ from .maps import data_url, image_rgba, mask_rgba, web_mercator
 from .pipelines import SINGLE_PASS_MAX_SIZE, PredictorLike
 from .regions import MIN_REGION_PX
 from .result import Result
+from .visualize import QUESTION_COLORS, hex_rgb
 
-#: One colour per question, in asking order (matplotlib's tab10, minus grey): masks, outlines
-#: and the legend share it.
-PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2",
-           "#8c564b", "#bcbd22")
 #: Long side of the overlays sent to the notebook's browser.
 OVERLAY_MAX_SIZE = 2048
-
-
-def _rgb(colour: str) -> tuple[int, int, int]:
-    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
 
 def _bounds(layer_bounds: list[list[float]]) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -94,7 +87,8 @@ class Map(leafmap.Map):
         geo = self._imagery(area, image)
         self.predictor.set_image(geo)
         result = self.predictor.predict(question, threshold=self.threshold, min_region_px=MIN_REGION_PX)
-        colour = self.questions.get(question) or PALETTE[len(self.questions) % len(PALETTE)]
+        colour = (self.questions.get(question)
+                  or QUESTION_COLORS[len(self.questions) % len(QUESTION_COLORS)])
         self._show(result, colour)
         print(f"{question}\n  {result.answer or '(no answer: this checkpoint gives masks only)'}"
               f"\n  {len(result.regions)} region(s)"
@@ -112,7 +106,7 @@ class Map(leafmap.Map):
         question = result.question
         for layer in [layer for layer in self.layers if layer.name.startswith(f"{question} (")]:
             self.remove_layer(layer)
-        mask, bounds = web_mercator(mask_rgba(result.mask, _rgb(colour)), result.geo.crs,
+        mask, bounds = web_mercator(mask_rgba(result.mask, hex_rgb(colour)), result.geo.crs,
                                     result.geo.transform, OVERLAY_MAX_SIZE)
         self.add_layer(ipyleaflet.ImageOverlay(url=data_url(mask), bounds=_bounds(bounds),
                                                opacity=0.5, name=f"{question} (mask)"))

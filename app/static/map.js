@@ -5,9 +5,13 @@
  * GeoJSON Feature string in lon/lat, its `basemap` property the key of the imagery basemap on
  * screen, so it reaches Python as the component's value; a custom "draw" event says that the
  * user drew something.
- * Python -> map: the `layers` prop ({image, overlay, outlines, focus, fit}) and the `opacity` prop;
- * `outlines` is the regions' GeoJSON; the feature whose `rank` is `focus` (a row clicked in the
- * regions table) is drawn in the highlight style, and `fit` zooms to it;
+ * Python -> map: the `layers` prop ({image, name, color, order, overlay, outlines, focus, fit, others})
+ * and the `opacity` prop; `overlay` and `outlines` (the regions' GeoJSON) belong to the question
+ * the page shows, named `name`; the feature whose `rank` is `focus` (a row clicked in the regions
+ * table) is drawn in the highlight style, and `fit` zooms to it; `others` are the other questions
+ * about the place ({name, color, order, overlay, outlines}), under it. Each question is one layer
+ * in the layer switch, in asking order (`order`) with its colour, and stays hidden across updates
+ * once the visitor hides it, unless it is the one shown;
  * `watch` re-renders them whenever Python changes them, without touching the basemap or the
  * drawing, so sliders feel instant.
  *
@@ -23,7 +27,7 @@
   // The background layers; returns a function giving the key of the imagery basemap the
   // visitor has on screen (or last had, when a non-imagery one is shown): a run reads its pixels
   // from it.
-  function addBasemaps(map, basemaps) {
+  function addBasemaps(map, basemaps, control) {
     const layers = {};
     const keys = new Map();
     let imagery = (basemaps.find(function (b) { return b.imagery; }) || {}).key;
@@ -37,7 +41,7 @@
       keys.set(layer, b);
       if (i === 0) layer.addTo(map);
     });
-    L.control.layers(layers, null, { collapsed: false, position: "topright" }).addTo(map);
+    Object.keys(layers).forEach(function (name) { control.addBaseLayer(layers[name], name); });
     map.on("baselayerchange", function (e) {
       const b = keys.get(e.layer);
       if (b && b.imagery) imagery = b.key;
@@ -81,14 +85,32 @@
     return L.latLngBounds(b);
   }
 
+  // The question as the layer switch names it: a swatch of its colour, then its text (the
+  // visitor's own words: escaped, never markup).
+  function questionLabel(name, color) {
+    const text = document.createElement("span");
+    text.textContent = name || "";
+    return '<span class="segearth-swatch" style="background:' + color + '"></span>' +
+      '<span class="segearth-question">' + text.innerHTML + "</span>";
+  }
+
   function mount(element, props, trigger, watch) {
     const container = element.querySelector(".segearth-map");
     const map = L.map(container).setView(props.view.center, props.view.zoom);
-    const imageryKey = addBasemaps(map, props.basemaps);
+    // questions listed in asking order (`order`), whichever is drawn on top; basemaps as given
+    const control = L.control.layers(null, null, {
+      collapsed: false, position: "topright", sortLayers: true,
+      sortFunction: function (a, b) { return (a.segearthOrder || 0) - (b.segearthOrder || 0); },
+    }).addTo(map);
+    const imageryKey = addBasemaps(map, props.basemaps, control);
     addDrawing(map, props, trigger, imageryKey);
 
     const results = L.layerGroup().addTo(map);
-    let overlay = null;
+    let overlays = [];
+    let questions = [];  // the question layers now in the layer switch
+    const hidden = new Set();  // names of the questions the visitor switched off
+    map.on("overlayremove", function (e) { hidden.add(e.layer.segearthName); });
+    map.on("overlayadd", function (e) { hidden.delete(e.layer.segearthName); });
     // A map inside a hidden tab has no size, and fitting it then picks a nonsense zoom: keep
     // the bounds until the container is shown, and re-measure whenever its size changes.
     let pendingFit = null;
@@ -104,32 +126,56 @@
       map.invalidateSize();
       if (pendingFit) fit(pendingFit);
     }).observe(container);
+    // One question's layer: its mask, then its outlines; `shown` is the question the page shows
+    // (outlines in the outline style, the focused region highlighted), the others in their colour.
+    function questionLayer(question, shown, focus) {
+      const group = L.layerGroup();
+      group.segearthName = question.name;
+      group.segearthOrder = question.order;
+      if (question.overlay) {
+        const overlay = L.imageOverlay(question.overlay.url, toBounds(question.overlay.bounds), {
+          className: shown ? "segearth-overlay" : "segearth-question-overlay",
+          opacity: props.opacity,
+        }).addTo(group);
+        overlays.push(overlay);
+      }
+      if (question.outlines) {
+        const other = { color: question.color, weight: 2, fill: false,
+                        className: "segearth-question-outline" };
+        const outlines = L.geoJSON(question.outlines, {
+          style: function (feature) {
+            if (!shown) return other;
+            return feature.properties.rank === focus ? HIGHLIGHT_STYLE : OUTLINE_STYLE;
+          },
+        }).addTo(group);
+        outlines.eachLayer(function (layer) {
+          if (shown && layer.feature.properties.rank === focus) layer.bringToFront();
+        });
+      }
+      if (shown) hidden.delete(question.name);  // the question picked is always on the map
+      control.addOverlay(group, questionLabel(question.name, question.color));
+      questions.push(group);
+      if (!hidden.has(question.name)) group.addTo(results);
+    }
     function render() {
       const spec = props.layers || {};
+      // out of the switch first: a layer removed while in it would count as switched off
+      questions.forEach(function (group) { control.removeLayer(group); });
       results.clearLayers();
-      overlay = null;
+      questions = [];
+      overlays = [];
       if (spec.image) {
         L.imageOverlay(spec.image.url, toBounds(spec.image.bounds),
           { className: "segearth-image" }).addTo(results);
       }
-      if (spec.overlay) {
-        overlay = L.imageOverlay(spec.overlay.url, toBounds(spec.overlay.bounds),
-          { className: "segearth-overlay", opacity: props.opacity }).addTo(results);
-      }
-      if (spec.outlines) {
-        const outlines = L.geoJSON(spec.outlines, {
-          style: function (feature) {
-            return feature.properties.rank === spec.focus ? HIGHLIGHT_STYLE : OUTLINE_STYLE;
-          },
-        }).addTo(results);
-        outlines.eachLayer(function (layer) {
-          if (layer.feature.properties.rank === spec.focus) layer.bringToFront();
-        });
-      }
+      (spec.others || []).forEach(function (question) { questionLayer(question, false, null); });
+      if (spec.overlay || spec.outlines) questionLayer(spec, true, spec.focus);
       if (spec.fit) fit(toBounds(spec.fit));
     }
     watch("layers", render);
-    watch("opacity", function () { if (overlay) overlay.setOpacity(props.opacity); });
+    watch("opacity", function () {
+      overlays.forEach(function (overlay) { overlay.setOpacity(props.opacity); });
+    });
     render();
   }
 

@@ -31,6 +31,7 @@ class Result(NamedTuple):
     compare_right: str | None
     compare_text: str
     regions: dict  # {"headers": [...], "data": [[rank, area, score, peak], ...]}
+    questions: int  # which of the questions about this place the page shows (the picker)
 
 
 @pytest.fixture
@@ -120,6 +121,10 @@ def test_follow_up_question_reuses_imagery_and_image_features(client, checkpoint
     assert "encode image reused (cached)" in second.summary
     assert "imagery reused (cached)" in second.summary
     assert record(second)["question"] == "Which area is paved?"
+    # both questions are on the map, the earlier one as a layer of its own colour
+    (earlier,) = layers(second)["others"]
+    assert earlier["name"] == "Where could a helicopter land?"
+    assert earlier["color"] != layers(second)["color"] and second.questions == 1
 
 
 def test_sliders_rerender_from_the_cached_probability(client, checkpoint):

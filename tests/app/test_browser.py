@@ -223,3 +223,48 @@ def test_examples_then_upload_plain_image_then_geotiff(page, plain_image, utm_ge
     assert view["overlay"] > 1.5 * before["width"]  # the map zoomed in to get there
     assert page.locator("path.segearth-highlight").count() == 1
     screenshot(page, "region_focus")
+
+
+def test_questions_about_one_place_are_layers_and_the_page_follows_the_picked_one(
+        page, utm_geotiff, tmp_path):
+    upload(page, utm_geotiff)
+    page.locator("img.segearth-image").wait_for(state="visible", timeout=30_000)
+    first, second = "Where are the fields?", "Where could a helicopter land?"
+    run_and_wait(page, first)
+    assert not page.locator("#questions").is_visible()  # one question: nothing to pick
+    run_and_wait(page, second)
+
+    # The layer switch names both questions, each with its colour; both masks are on the map.
+    labels = page.locator(".leaflet-control-layers-overlays label")
+    labels.nth(1).wait_for(timeout=30_000)
+    assert [labels.nth(i).inner_text().strip() for i in range(2)] == [first, second]
+    swatches = page.locator(".leaflet-control-layers-overlays .segearth-swatch")
+    colors = {swatches.nth(i).evaluate("e => getComputedStyle(e).backgroundColor") for i in range(2)}
+    assert len(colors) == 2
+    assert page.locator("img.segearth-overlay").count() == 1
+    assert page.locator("img.segearth-question-overlay").count() == 1
+    screenshot(page, "question_layers")
+
+    # Switched off, the earlier question stays off when the threshold slider re-renders.
+    labels.nth(0).locator("input").uncheck()
+    assert page.locator("img.segearth-question-overlay").count() == 0
+    json_link = "document.querySelector(\"#downloads a[download='utm.json']\").href"
+    before = page.evaluate(f"() => {json_link}")
+    slider = page.locator("#threshold input[type=range]")
+    slider.fill("0.3")
+    slider.dispatch_event("pointerup")
+    page.wait_for_function(f"() => {json_link} !== {json.dumps(before)}", timeout=30_000)
+    assert page.locator("img.segearth-question-overlay").count() == 0
+    assert page.locator("img.segearth-overlay").count() == 1
+    assert not labels.nth(0).locator("input").is_checked()
+
+    # Picking the first question: it is drawn again (though switched off before), now on top,
+    # and the downloads are its own.
+    page.locator("#questions label", has_text=f"1. {first}").click()
+    page.wait_for_function("() => document.querySelectorAll('img.segearth-question-overlay')"
+                           ".length === 1", timeout=30_000)
+    assert page.locator("img.segearth-overlay").count() == 1
+    assert [labels.nth(i).inner_text().strip() for i in range(2)] == [first, second]
+    assert labels.nth(0).locator("input").is_checked()
+    record = json.loads(download(page, "utm.json", tmp_path).read_text())
+    assert record["question"] == first and record["threshold"] == 0.3
