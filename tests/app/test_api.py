@@ -31,7 +31,7 @@ class Result(NamedTuple):
     compare_right: str | None
     compare_text: str
     regions: dict  # {"headers": [...], "data": [[rank, area, score, peak], ...]}
-    questions: int  # which of the questions about this place the page shows (the picker)
+    questions: dict  # the question picker: its choices and which one the page shows
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ def test_follow_up_question_reuses_imagery_and_image_features(client, checkpoint
     # both questions are on the map, the earlier one as a layer of its own colour
     (earlier,) = layers(second)["others"]
     assert earlier["name"] == "Where could a helicopter land?"
-    assert earlier["color"] != layers(second)["color"] and second.questions == 1
+    assert earlier["color"] != layers(second)["color"] and second.questions["value"] == 1
 
 
 def test_sliders_rerender_from_the_cached_probability(client, checkpoint):
