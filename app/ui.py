@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from segearth.runtime import PRECISIONS
+from segearth.runtime import PRECISIONS, Placement, emulated_bf16, resolve_device
 
 from . import messages, static_files
 from .config import EXAMPLES_DIR, PRECISION_LABELS, AppConfig
@@ -34,6 +34,14 @@ def launch_options(config: AppConfig) -> dict[str, Any]:
     return {**LAUNCH_OPTIONS, "max_file_size": f"{config.limits.max_upload_mb}mb"}
 
 
+def precision_label(precision: str) -> str:
+    """How the precision menu names a precision; bf16 is marked slow where this CPU emulates it."""
+    label = PRECISION_LABELS.get(precision, precision)
+    if precision == "bf16" and emulated_bf16(Placement(resolve_device(None), "bf16")):
+        label += " (emulated on this CPU: very slow)"
+    return label
+
+
 def build_app(config: AppConfig | None = None, handlers: Handlers | None = None) -> gr.Blocks:
     """The Gradio app, queued: one model run at a time, slider re-renders alongside; waiting
     visitors see their place in the queue and an estimate (Gradio's status tracker), and past
@@ -43,7 +51,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
     # load and warm up the default model at start-up, so the first visitor does not pay for it
     h.models.preload(config.checkpoint, config.precision, config.name_of(config.checkpoint))
     static_files.register(EXAMPLES_DIR)
-    precisions = [(PRECISION_LABELS.get(p, p), p) for p in PRECISIONS]
+    precisions = [(precision_label(p), p) for p in PRECISIONS]
     # Labels are the values too: the page (and its config) never carries a server path.
     checkpoints = list(config.checkpoints)
     chosen = config.name_of(config.checkpoint)

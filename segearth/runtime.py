@@ -96,6 +96,18 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+#: Said where bf16 is asked for on a CPU without bf16 units.
+EMULATED_BF16 = ("bf16 on this CPU is emulated (no avx512_bf16 or amx_bf16): a question can take "
+                 "minutes instead of seconds. Use fp32 (or auto) here.")
+
+
+def emulated_bf16(placement: Placement) -> bool:
+    """bf16 asked for on a CPU without bf16 units: tens of times slower than fp32 there
+    (docs/speed.md), so people are told before they wait."""
+    return (placement.precision == "bf16" and placement.device.type == "cpu"
+            and not cpu_has_native_bf16())
+
+
 def resolve(precision: str = "auto", device: str | None = None) -> Placement:
     """Check a precision and device before anything slow runs (a checkpoint's load)."""
     resolved = resolve_device(device)
@@ -107,6 +119,8 @@ def place(model: SegEarthR1, precision: str = "auto", device: str | None = None
     """The model in eval mode on its device and in its precision, with the CPU's fp32 linears
     routed to oneDNN (see `cpu_linear`) and, for int8/int4, the LLM quantised."""
     placement = resolve(precision, device)
+    if emulated_bf16(placement):
+        warnings.warn(EMULATED_BF16, stacklevel=2)
     model = model.eval()
     cpu_linear.route_linears(model.encoder, model.llm)  # fp32 on a CPU: oneDNN's kernel (see there)
     if placement.precision in _DTYPES:

@@ -120,3 +120,21 @@ def test_int4_and_gpu_int8_still_need_bitsandbytes(monkeypatch):
     assert resolve_precision("int8", CPU) == "int8"
     with pytest.raises(InputError, match="int4 needs the bitsandbytes package"):
         resolve_precision("int4", CPU)
+
+
+@pytest.mark.parametrize("flags, warned", [({"avx2", "fma"}, True), ({"avx512_bf16"}, False)])
+def test_bf16_asked_for_where_it_is_emulated_is_warned_about(monkeypatch, tiny_checkpoint,
+                                                             flags, warned):
+    """bf16 without bf16 units takes minutes a question: the Python API warns, the app's
+    precision menu says so."""
+    import warnings
+
+    from app.ui import precision_label
+
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: flags)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Predictor.from_pretrained(tiny_checkpoint, precision="bf16", device="cpu")
+    assert any("emulated" in str(w.message) for w in caught) is warned
+    assert ("emulated on this CPU" in precision_label("bf16")) is warned
+    assert "emulated" not in precision_label("fp32")
