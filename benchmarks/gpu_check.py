@@ -39,7 +39,6 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from unittest import mock
 

@@ -1,11 +1,15 @@
-"""Shared fixtures: the parity checkpoint built from the authors' fixture recipe, and a tiny
-random checkpoint of our own layout."""
+"""Shared fixtures: the parity checkpoint built from the authors' fixture recipe, a tiny random
+checkpoint of our own layout, the loopback tile server and headless Chromium."""
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium
+from tests.geo.synthetic import TileServer
 from tests.parity_fixture import E2E, PARITY, REPO, SHARED, build_parity_checkpoint  # noqa: F401
 
 
@@ -37,3 +41,21 @@ def tiny_checkpoint(tmp_path_factory, e2e_tokenizer) -> Path:
     torch.manual_seed(0)
     model = SegEarthR1(SegEarthConfig.tiny()).eval()
     return save(model, tmp_path_factory.mktemp("tiny"), e2e_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiles() -> Iterator[TileServer]:
+    """The synthetic XYZ tile server on 127.0.0.1 (`tests.geo.synthetic`), for the whole run."""
+    server = TileServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Headless Chromium for one test module (playwright's sync API runs one at a time, and a
+    few tests start their own next to a server they control)."""
+    with chromium() as browser:
+        yield browser

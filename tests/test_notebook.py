@@ -5,19 +5,16 @@ Feature, which leafmap stores as `m.user_roi`."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import numpy as np
-import pytest
 from nbclient import NotebookClient
 
 from segearth.geo.tiles import TileSource, fetch_area
 from segearth.predictor import Predictor
 from segearth.regions import MIN_REGION_PX
-from tests.geo.synthetic import RED_BOX, TileServer
+from tests.geo.synthetic import RED_BOX
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "segearth_map.ipynb"
@@ -35,15 +32,6 @@ print("STATE " + json.dumps({
     "pixels": {q: int(r.mask.sum()) for q, r in m.results.items()},
     "answers": {q: r.answer for q, r in m.results.items()},
     "user_roi": m.user_roi}))"""
-
-
-@pytest.fixture(scope="module")
-def tiles() -> Iterator[TileServer]:
-    server = TileServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def outputs(cell) -> str:

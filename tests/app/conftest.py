@@ -3,7 +3,6 @@ random checkpoint from tests/conftest.py, which plays the bundled demo model (HF
 empty hub cache and no SEGEARTH_CHECKPOINT: the offline default path)."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,15 +22,6 @@ AREA = ('{"type":"Polygon","coordinates":[[[11.4995,48.0995],[11.5025,48.0995],'
         '[11.5025,48.1018],[11.4995,48.1018],[11.4995,48.0995]]]}')
 #: Top-left corner of a UTM zone 32N GeoTIFF with 1 m pixels, on the red square.
 UTM_ORIGIN = (686_100.0, 5_330_600.0)
-
-
-@pytest.fixture(scope="session")
-def tiles() -> Iterator[TileServer]:
-    server = TileServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -13,20 +13,15 @@ import pytest
 import rasterio
 from PIL import Image
 
+from tests.browser import CHROMIUM_MARKS
+
 from .conftest import ARTIFACTS
 from .process import python_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 QUESTION = "If an earthquake struck, where could residents gather safely?"
 FIRST_RUN_TIMEOUT_MS = 180_000  # the first run loads the model
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium is not installed at "
-                       "/usr/bin/chromium (scripts/setup.sh installs it with apt)"),
-]
+pytestmark = CHROMIUM_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +29,6 @@ def app_url(app_environ: dict[str, str], tmp_path_factory) -> Iterator[str]:
     """`python app.py` in a subprocess, configured only through its environment."""
     with python_app(app_environ, tmp_path_factory.mktemp("app") / "app.log") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @contextmanager

@@ -15,15 +15,13 @@ from PIL import Image
 from app.config import DEMO_LABEL
 
 from .test_api import files, run
-from .test_browser import (CHROMIUM, app_url, ask, browser, download,  # noqa: F401 (fixtures)
-                           guarded_page, upload, wait_for_answer)
+from tests.browser import CHROMIUM_MARKS
+
+from .test_browser import (app_url, ask, download, guarded_page, upload,  # noqa: F401 (fixture)
+                           wait_for_answer)
 from .test_public import DEMO, EXAMPLES
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium is not installed at "
-                       "/usr/bin/chromium (scripts/setup.sh installs it with apt)"),
-]
+pytestmark = CHROMIUM_MARKS
 
 RUNWAY, RIVER = EXAMPLES / "synthetic_runway.png", EXAMPLES / "synthetic_river.png"
 FIRST = "Where could a plane land safely in this area?"

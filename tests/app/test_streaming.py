@@ -7,13 +7,15 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import Client
 
 from app.config import AppConfig
 from app.handlers import Handlers
 from app.messages import ANSWER_COMING
 from app.runs import RunRequest
 from segearth.model import generation
+
+from tests.browser import needs_chromium
 
 from .conftest import AREA
 from .test_api import QUESTION, Result, layers, record
@@ -73,15 +75,13 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
     assert not [t for t in threading.enumerate() if t.name == "segearth-answer"]
 
 
-@pytest.mark.browser
-def test_the_overlay_is_on_the_page_before_the_answer_is_complete(app_environ, decoded_tokens, plain_image):
-    from playwright.sync_api import sync_playwright
-
+@needs_chromium
+def test_the_overlay_is_on_the_page_before_the_answer_is_complete(app_environ, decoded_tokens,
+                                                                   plain_image, browser):
     from .servers import serve
-    from .test_browser import CHROMIUM, CHROMIUM_ARGS, guarded_page, upload
+    from .test_browser import guarded_page, upload
 
-    with serve(app_environ) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with serve(app_environ) as url:
         with guarded_page(browser, url) as page:
             upload(page, plain_image)
             page.locator("#threshold input[type=number]").fill("0.05")  # a target: text is decoded
@@ -99,4 +99,3 @@ def test_the_overlay_is_on_the_page_before_the_answer_is_complete(app_environ, d
                                    timeout=120_000)
             final = page.input_value("#answer textarea")
             assert final and not final.endswith("…") and final != ANSWER_COMING
-        browser.close()

@@ -107,7 +107,6 @@ def test_seen_categories_are_asked_with_disjoint_templates_over_one_vocabulary()
 
 
 def test_questions_get_typos_and_casing_at_a_minority_rate() -> None:
-    rng = np.random.default_rng(1)
     clean, noisy = zip(*[(ask("runway", "train", np.random.default_rng([1, i]), noisy=False),
                           ask("runway", "train", np.random.default_rng([1, i])))
                          for i in range(400)])

@@ -18,12 +18,12 @@ from segearth.evaluation import evaluate, item_ids, read_run
 from segearth.predictor import Predictor
 from segearth.report import worst_and_best, write_report
 
+from tests.browser import needs_chromium
+
 from ..conftest import REPO, SHARED
 
 SAMPLES = SHARED / "samples"
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 GALLERY = 4
 
 
@@ -38,8 +38,9 @@ def manifest_samples() -> list[Sample]:
             for r in rows if r["mask"]]
 
 
-@pytest.mark.browser
-def test_samples_evaluation_report_opens_in_chromium(tiny_checkpoint, manifest_samples, tmp_path):
+@needs_chromium
+def test_samples_evaluation_report_opens_in_chromium(tiny_checkpoint, manifest_samples, tmp_path,
+                                                      browser):
     predictor = Predictor.from_pretrained(tiny_checkpoint, precision="fp32", device="cpu")
     result = evaluate(predictor, manifest_samples, progress=False, keep_masks=True)
     assert len(result.items) == len(manifest_samples) == 40
@@ -49,22 +50,16 @@ def test_samples_evaluation_report_opens_in_chromium(tiny_checkpoint, manifest_s
     index = write_report(result, dict(zip(item_ids(manifest_samples), manifest_samples)),
                          tmp_path / "report", gallery=GALLERY)
 
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(index.as_uri())
-            page.wait_for_load_state("load")
-            page.screenshot(path=str(ARTIFACTS / "eval-report.png"), full_page=True)
-            charts = page.eval_on_selector_all("img.chart", "els => els.map(e => e.naturalWidth)")
-            thumbs = page.eval_on_selector_all(".gallery-item img", "els => els.map(e => e.naturalWidth)")
-            items = page.locator(".gallery-item").count()
-            text = page.inner_text("body")
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(index.as_uri())
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(ARTIFACTS / "eval-report.png"), full_page=True)
+    charts = page.eval_on_selector_all("img.chart", "els => els.map(e => e.naturalWidth)")
+    thumbs = page.eval_on_selector_all(".gallery-item img", "els => els.map(e => e.naturalWidth)")
+    items = page.locator(".gallery-item").count()
+    text = page.inner_text("body")
+    page.close()
     assert len(charts) == 2 and all(w > 0 for w in charts)  # IoU histogram + per-category bars
     assert items == 2 * GALLERY
     assert len(thumbs) == 3 * items and all(w > 0 for w in thumbs)  # image, truth, prediction

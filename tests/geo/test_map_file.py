@@ -9,13 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pytest
 from affine import Affine
 from pyproj import Transformer
 
 from segearth.pipelines import predict_geo
 from segearth.geo.tiles import TileSource
-from tests.app.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM_MARKS
 
 from .synthetic import RedPredictor, write_raster
 from .test_tiles import AREA
@@ -26,20 +25,7 @@ UTM_ORIGIN = (686_100.0, 5_330_600.0)  # top-left corner, EPSG:32632, 1 m pixels
 #: The two red squares of the UTM GeoTIFF, (row0, row1, col0, col1).
 SQUARES = ((40, 90, 30, 100), (120, 170, 180, 260))
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium is not installed"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+pytestmark = CHROMIUM_MARKS
 
 
 @contextmanager

@@ -11,10 +11,8 @@ from segearth.losses import (
     answer_loss,
     dice_loss,
     mask_loss,
-    match_queries,
     pixel_loss,
     point_sample,
-    segmentation_losses,
     training_loss,
     uncertain_points,
 )
