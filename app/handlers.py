@@ -305,7 +305,7 @@ class Handlers:
             map=gr.update(layers=_map_layers(questions, view.result, threshold), opacity=opacity),
             image=blend(run.geo.image, masks[0], opacity, hex_rgb(run.color)),
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
-            answer=messages.answer_text(view),
+            answer=messages.answer_text(view, newest=run is questions.runs[-1]),
             summary=messages.summary(view, is_demo),
             downloads=[str(p) for p in downloads_at(view)],
             compare=gr.update(visible=compared),

@@ -13,6 +13,8 @@ PICKER_CHARS = 60
 REGION_COLUMNS = ["#", "area", "score", "peak"]
 NO_ANSWER = "(this checkpoint gives no text answer; it was trained for masks only)"
 ANSWER_COMING = "(the mask is ready; the answer is being written …)"
+#: An earlier question's answer that a newer question stopped before it was complete.
+ANSWER_STOPPED = "(the answer was not finished: a newer question was asked while it was written)"
 #: In the summary while an answer is decoded (the stage timings come with the answer).
 ANSWER_PENDING_NOTE = "_The answer is being written; the time each stage took follows with it._"
 DEMO_BANNER = (
@@ -71,13 +73,16 @@ def compare_text(view: RunView) -> str:
             f"(left: `{a.checkpoint}` {a.precision}, right: `{b.checkpoint}` {b.precision}).")
 
 
-def answer_text(view: RunView) -> str:
+def answer_text(view: RunView, newest: bool = True) -> str:
     """The answer; while it is being decoded, that it is coming; for a checkpoint trained
-    without answers, that there is none."""
+    without answers, that there is none. Only the `newest` question's answer can still be
+    coming: an earlier one without its answer was stopped by a newer question."""
     answer = view.result.answer
     if answer is not None:
         return answer
-    return ANSWER_COMING if view.result.provenance.get("answers", True) else NO_ANSWER
+    if not view.result.provenance.get("answers", True):
+        return NO_ANSWER
+    return ANSWER_COMING if newest else ANSWER_STOPPED
 
 
 def streaming_answer(text: str) -> str:

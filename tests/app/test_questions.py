@@ -106,3 +106,16 @@ def test_a_single_question_hides_the_picker(handlers):
 def record(downloads: list[str]) -> dict:
     (path,) = [Path(p) for p in downloads if p.endswith(".json")]
     return json.loads(path.read_text())
+
+
+def test_an_earlier_answer_stopped_by_a_newer_question_says_so(handlers):
+    from app.messages import ANSWER_COMING, ANSWER_STOPPED
+
+    geo = place()
+    stopped = asked("Where is the field?", geo, np.s_[2:10, 2:12])
+    stopped.answers[0].result.answer = None  # the visitor asked again while it was written
+    streaming = asked("Where is the pond?", geo, np.s_[20:36, 30:55])
+    streaming.answers[0].result.answer = None  # being written now
+    questions = Questions([]).asked(stopped, keep=5).asked(streaming, keep=5)
+    assert handlers.show(questions, 0.5, 0.5).answer == ANSWER_COMING
+    assert handlers.pick(questions, 0, 0.5, 0.5).answer == ANSWER_STOPPED
