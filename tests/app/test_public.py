@@ -77,11 +77,12 @@ def test_limits_come_from_the_environment(app_environ):
     assert AppConfig.from_env(app_environ).limits == Limits()  # the documented defaults
     assert Limits() == Limits(max_upload_mb=200, max_image_megapixels=50,
                               max_geotiff_side=20_000, max_question_chars=500,
-                              max_checkpoint_gb=8, queue_size=100)
+                              max_checkpoint_gb=8, queue_size=100, question_layers=5)
     config = AppConfig.from_env({**app_environ, "SEGEARTH_MAX_UPLOAD_MB": "20",
-                                 "SEGEARTH_QUEUE_SIZE": "7", "SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS":
-                                 "1"})
+                                 "SEGEARTH_QUEUE_SIZE": "7", "SEGEARTH_QUESTION_LAYERS": "2",
+                                 "SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS": "1"})
     assert (config.limits.max_upload_mb, config.limits.queue_size) == (20, 7)
+    assert config.limits.question_layers == 2
     assert config.allow_custom_checkpoints and launch_options(config)["max_file_size"] == "20mb"
 
 
