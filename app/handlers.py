@@ -317,6 +317,7 @@ class Handlers:
                              value=questions.runs.index(run), visible=len(questions.runs) > 1),
         )
 
+    @shows_errors
     def pick(self, questions: Questions | None, index: int | None, threshold: float,
              opacity: float) -> Shown:
         """The visitor picked one of the questions about this place: the page shows its answer,
