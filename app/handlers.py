@@ -21,6 +21,7 @@ import numpy as np
 from segearth import Result, checkpoints
 from segearth.config import SegEarthConfig
 from segearth.errors import InputError, SegEarthError
+from segearth.maps import image_rgba, mask_rgba
 from segearth.model.generation import AnswerStream
 from segearth.visualize import blend, hex_rgb
 
@@ -31,7 +32,7 @@ from .examples import load_examples
 from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
 from .models import ModelCache
-from .render import feature_bounds, image_rgba, map_layer, mask_rgba, region_view
+from .render import feature_bounds, map_layer, region_view
 from .runlog import run_log
 from .runs import Answer, Questions, Run, RunRequest
 from .sources import SourceCache

@@ -1,16 +1,15 @@
-"""Images for the browser: the mask as a map overlay, a georeferenced image as a map layer
-(reprojected to the map's Web Mercator by segearth.maps, as in the map files), PNG data URLs.
-No model, so the sliders re-render in milliseconds. The blended image itself is segearth.visualize's, as in the CLI's files.
-"""
-from __future__ import annotations
+"""What the browser is sent besides text: map layers (an RGBA picture from segearth.maps, shrunk
+and reprojected to the map's Web Mercator as in the map files, as a PNG data URL with its bounds),
+a region's bounds, and the image view zoomed to a region. No model, so the sliders re-render in
+milliseconds.
+"""from __future__ import annotations
 
 import numpy as np
 from shapely.geometry import shape
 
 from segearth import Result
 from segearth.geo import GeoImage
-# image_rgba, mask_rgba re-exported: the handlers take every map image from this module
-from segearth.maps import data_url, image_rgba, mask_rgba, web_mercator  # noqa: F401
+from segearth.maps import data_url, web_mercator
 from segearth.visualize import HIGHLIGHT_COLOR, MASK_COLOR, blend, outline
 
 #: Longest side of images sent to the browser: enough for a sharp map overlay, small enough

@@ -9,7 +9,8 @@ from affine import Affine
 from PIL import Image
 from rasterio.crs import CRS
 
-from app.render import MAX_DISPLAY_SIZE, map_layer, mask_rgba
+from app.render import MAX_DISPLAY_SIZE, map_layer
+from segearth.maps import mask_rgba
 from segearth.geo import GeoImage
 from segearth.geo.raster import lonlat_transformer
 
