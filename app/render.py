@@ -2,7 +2,8 @@
 and reprojected to the map's Web Mercator as in the map files, as a PNG data URL with its bounds),
 a region's bounds, and the image view zoomed to a region. No model, so the sliders re-render in
 milliseconds.
-"""from __future__ import annotations
+"""
+from __future__ import annotations
 
 import numpy as np
 from shapely.geometry import shape
