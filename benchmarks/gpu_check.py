@@ -129,10 +129,13 @@ def speed(precision: str, device: str, small: bool) -> dict:
 
     torch.manual_seed(0)
     config = SegEarthConfig.tiny() if small else SegEarthConfig.released()
-    # random weights drawn where they will run (1.6 B on a CPU take a minute); bitsandbytes
-    # quantises CPU weights as they move to the GPU, as a loaded checkpoint's are
-    with torch.device("cpu" if precision in ("int8", "int4") else device):
+    # random weights drawn on the device (1.6 B on a CPU take a minute); for int8/int4 the LLM
+    # then goes back to the CPU, because bitsandbytes quantises CPU weights as they move to the
+    # GPU, as a loaded checkpoint's are
+    with torch.device(device):
         model = SegEarthR1(config)
+    if precision in ("int8", "int4"):
+        model.llm.to("cpu")
     predictor = Predictor(model, random_tokenizer(), precision=precision, device=device,
                           checkpoint="random")
     place = predictor.device
