@@ -221,7 +221,8 @@ def test_questions_about_one_place_are_layers_and_the_page_follows_the_picked_on
 
     # The layer switch names both questions, each with its colour; both masks are on the map.
     labels = page.locator(".leaflet-control-layers-overlays label")
-    labels.nth(1).wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll("
+                           "'.leaflet-control-layers-overlays label').length === 2", timeout=60_000)
     assert [labels.nth(i).inner_text().strip() for i in range(2)] == [first, second]
     swatches = page.locator(".leaflet-control-layers-overlays .segearth-swatch")
     colors = {swatches.nth(i).evaluate("e => getComputedStyle(e).backgroundColor") for i in range(2)}
