@@ -315,7 +315,7 @@ class Handlers:
             compare_text=messages.compare_text(view) if compared else "",
             regions=messages.region_table(view.result),
             picker=gr.update(choices=messages.question_choices(questions.runs),
-                             value=questions.runs.index(run), visible=len(questions.runs) > 1),
+                             value=questions.selected, visible=len(questions.runs) > 1),
         )
 
     @shows_errors
@@ -354,15 +354,15 @@ def _map_layers(questions: Questions, result: Result, threshold: float,
     if not result.georeferenced:
         return NO_LAYERS
     run = questions.run
-    return {**_question_layer(run, result, questions), "image": run.backdrop, "focus": focus,
-            "fit": None if focus is None else feature_bounds(result.features, focus),
-            "others": [_question_layer(other, other.at(threshold).result, questions)
-                       for other in questions.runs if other is not run]}
+    return {**_question_layer(run, result, questions.selected), "image": run.backdrop,
+            "focus": focus, "fit": None if focus is None else feature_bounds(result.features, focus),
+            "others": [_question_layer(other, other.at(threshold).result, order)
+                       for order, other in enumerate(questions.runs) if other is not run]}
 
 
-def _question_layer(run: Run, result: Result, questions: Questions) -> dict:
+def _question_layer(run: Run, result: Result, order: int) -> dict:
     """One question as the map shows it: its mask and region outlines, in its colour, and its
     place in asking order (the layer switch's order)."""
-    return {"name": run.question, "color": run.color, "order": questions.runs.index(run),
+    return {"name": run.question, "color": run.color, "order": order,
             "overlay": map_layer(mask_rgba(result.mask, hex_rgb(run.color)), result.geo),
             "outlines": result.features}

@@ -124,7 +124,7 @@ class Questions:
     page shows. A question about another place starts afresh."""
 
     runs: list[Run]
-    selected: int = -1
+    selected: int = 0  # an index into `runs`
 
     @property
     def run(self) -> Run:
@@ -136,7 +136,7 @@ class Questions:
         kept = [r for r in self.runs if r.same_place(run)][-(keep - 1):] if keep > 1 else []
         used = {r.color for r in kept}
         run.color = next((c for c in QUESTION_COLORS if c not in used), QUESTION_COLORS[0])
-        return Questions([*kept, run])
+        return Questions([*kept, run], len(kept))
 
     def select(self, index: int) -> Questions:
         """The same questions with another one shown (an index out of range keeps the shown one)."""

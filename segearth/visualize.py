@@ -10,7 +10,7 @@ HIGHLIGHT_COLOR = (255, 212, 0)
 #: One colour per question where several share a map (the notebook map, the app's question
 #: layers), in asking order: masks, outlines and legends share it. The first is `MASK_COLOR`, so
 #: a single question looks as in the files; then matplotlib's tab10 without its red and grey.
-QUESTION_COLORS = ("#ff3030", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2",
+QUESTION_COLORS = ("#{:02x}{:02x}{:02x}".format(*MASK_COLOR), "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2",
                    "#8c564b", "#bcbd22")
 
 
