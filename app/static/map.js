@@ -106,6 +106,9 @@
     addDrawing(map, props, trigger, imageryKey);
 
     const results = L.layerGroup().addTo(map);
+    // The upload's imagery under the results; kept while its url and bounds stay the same, so
+    // a slider, a focus or an answer arriving re-renders the results without reloading it.
+    let backdrop = null;
     let overlays = [];
     let questions = [];  // the question layers now in the layer switch
     const hidden = new Set();  // names of the questions the visitor switched off
@@ -157,17 +160,28 @@
       questions.push(group);
       if (!hidden.has(question.name)) group.addTo(results);
     }
+    function showBackdrop(image) {
+      const bounds = image ? JSON.stringify(image.bounds) : null;
+      if (backdrop && image && backdrop.segearthUrl === image.url &&
+          backdrop.segearthBounds === bounds) return;
+      if (backdrop) results.removeLayer(backdrop);
+      backdrop = null;
+      if (!image) return;
+      backdrop = L.imageOverlay(image.url, toBounds(image.bounds), { className: "segearth-image" });
+      backdrop.segearthUrl = image.url;
+      backdrop.segearthBounds = bounds;
+      backdrop.addTo(results).bringToBack();  // under the masks and their outlines
+    }
     function render() {
       const spec = props.layers || {};
       // out of the switch first: a layer removed while in it would count as switched off
-      questions.forEach(function (group) { control.removeLayer(group); });
-      results.clearLayers();
+      questions.forEach(function (group) {
+        control.removeLayer(group);
+        results.removeLayer(group);
+      });
       questions = [];
       overlays = [];
-      if (spec.image) {
-        L.imageOverlay(spec.image.url, toBounds(spec.image.bounds),
-          { className: "segearth-image" }).addTo(results);
-      }
+      showBackdrop(spec.image);
       (spec.others || []).forEach(function (question) { questionLayer(question, false, null); });
       if (spec.overlay || spec.outlines) questionLayer(spec, true, spec.focus);
       if (spec.fit) fit(toBounds(spec.fit));

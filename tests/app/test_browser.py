@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser import CHROMIUM_MARKS
 
@@ -66,9 +67,25 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def assert_same_box(actual: dict, expected: dict, tol: float) -> None:
-    for key in ("x", "y", "width", "height"):
-        assert abs(actual[key] - expected[key]) <= tol, (key, actual, expected)
+SAME_BOX = """([selector, other, tol]) => {
+    const box = s => { const e = document.querySelector(s); return e && e.getBoundingClientRect(); };
+    const a = box(selector), b = typeof other === "string" ? box(other) : other;
+    return !!a && !!b && ["x", "y", "width", "height"].every(k => Math.abs(a[k] - b[k]) <= tol);
+}"""
+
+
+def assert_same_box(page, selector: str, other: str | dict, tol: float) -> None:
+    """`selector`'s element covers `other` (a selector, or a box from `bounding_box()`) within
+    `tol` px on screen. Both are measured in one step inside the page, retried until they agree
+    or 30 s pass: the map re-renders its layers when an answer arrives, and a box measured
+    before a re-render and another after it would compare two different moments."""
+    try:
+        page.wait_for_function(SAME_BOX, arg=[selector, other, tol], timeout=30_000)
+    except PlaywrightTimeout:
+        boxes = page.evaluate("""([s, o]) => [s, o].map(x => { if (typeof x !== "string")
+            return x; const e = document.querySelector(x); return e && e.getBoundingClientRect(); })""",
+                              [selector, other])
+        raise AssertionError(f"{selector} does not cover {other} within {tol} px: {boxes}") from None
 
 
 def run_and_wait(page, question: str = QUESTION) -> str:
@@ -120,9 +137,7 @@ def test_draw_ask_see_overlay_answer_area_and_download(page, tmp_path):
     drawn = page.locator("path.segearth-area").bounding_box()
 
     summary = run_and_wait(page)
-    overlay = page.locator("img.segearth-overlay")
-    overlay.wait_for(state="attached")
-    assert_same_box(overlay.bounding_box(), drawn, tol=4)
+    assert_same_box(page, "img.segearth-overlay", drawn, tol=4)
     assert page.input_value("#answer textarea").strip()
     assert "No target found" in summary or ("m²" in summary and " ha)" in summary)
     screenshot(page, "map_run")
@@ -178,10 +193,12 @@ def test_examples_then_upload_plain_image_then_geotiff(page, plain_image, utm_ge
     assert abs(box["y"] + box["height"] / 2 - (map_box["y"] + map_box["height"] / 2)) < 5
     assert box["width"] > map_box["width"] / 4 or box["height"] > map_box["height"] / 4
 
+    image.evaluate("e => e.dataset.shown = 'preview'")
     run_and_wait(page)
+    assert_same_box(page, "img.segearth-overlay", "img.segearth-image", tol=3)
+    # The run's updates re-render the results over the upload without reloading its imagery.
+    assert image.get_attribute("data-shown") == "preview"
     overlay = page.locator("img.segearth-overlay")
-    overlay.wait_for(state="attached")
-    assert_same_box(overlay.bounding_box(), image.bounding_box(), tol=3)
     assert page.locator("#downloads a[download='utm_mask.tif']").count() == 1
     screenshot(page, "geotiff_run")
 
