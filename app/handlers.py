@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import logging
 import threading
 import time
@@ -45,6 +46,17 @@ TAB_MAP = "map"
 TAB_IMAGE = "image"
 #: Clears the map's result layers (Gradio drops None-valued props from updates, so not None).
 NO_LAYERS: dict = {}
+#: Stamps each map update in the order the server made them: Gradio may apply a large update
+#: (a finished run's) after a smaller later one (a region's focus), and the map then keeps the
+#: newer. Microseconds from the epoch, so a restarted server still counts upwards, and JavaScript
+#: numbers hold them exactly.
+_MAP_UPDATES = itertools.count(time.time_ns() // 1000)
+
+
+def map_update(layers: dict, **props: Any) -> Any:
+    """The map's `layers` (see `static/map.js`), stamped with their place in the order of
+    updates, and any other props."""
+    return gr.update(layers={**layers, "seq": next(_MAP_UPDATES)}, **props)
 
 
 def shows_errors(fn: Callable) -> Callable:
@@ -158,13 +170,13 @@ class Handlers:
         """Show an upload where it belongs: a GeoTIFF on the map at its place, a plain image in
         the image view."""
         if not path:
-            return Preview(gr.update(layers=NO_LAYERS), None, gr.skip(), gr.skip())
+            return Preview(map_update(NO_LAYERS), None, gr.skip(), gr.skip())
         geo, _ = self.sources.upload(path)
         if geo.is_georeferenced:
             layer = map_layer(image_rgba(geo), geo)
-            return Preview(gr.update(layers={"image": layer, "fit": layer["bounds"]}), geo.image,
+            return Preview(map_update({"image": layer, "fit": layer["bounds"]}), geo.image,
                            gr.Tabs(selected=TAB_MAP), SOURCE_UPLOAD)
-        return Preview(gr.update(layers=NO_LAYERS), geo.image, gr.Tabs(selected=TAB_IMAGE),
+        return Preview(map_update(NO_LAYERS), geo.image, gr.Tabs(selected=TAB_IMAGE),
                        SOURCE_UPLOAD)
 
     # --- the run ---------------------------------------------------------------------------
@@ -189,7 +201,8 @@ class Handlers:
             questions = (earlier or Questions([])).asked(run, self.config.limits.question_layers)
             self._register(session, streams)
             try:
-                yield self.show(questions, threshold, opacity)  # the answer box says it is coming
+                shown = self.show(questions, threshold, opacity)
+                yield shown  # the answer box says it is coming
                 for i, stream in enumerate(streams):
                     text = ""
                     for piece in stream:
@@ -210,9 +223,11 @@ class Handlers:
                 self._unregister(session, streams)
             if any(stream.text is not None for stream in streams):
                 # everything again (an API client's last update is the whole result), with the
-                # answer, the summary's timings and new downloads whose record has the answer
+                # answer, the summary's timings and new downloads whose record has the answer;
+                # the map's layers are the mask's, under the mask's stamp, so that a map update
+                # the visitor made meanwhile (a region's focus, a slider) is newer and stays
                 discard_downloads(run)  # those written with the mask hold no answer
-                yield self.show(questions, threshold, opacity)
+                yield self.show(questions, threshold, opacity)._replace(map=shown.map)
 
     def stop_answers(self, request: gr.Request) -> None:
         """The visitor asked again: stop decoding the answers of their earlier run (they would
@@ -303,7 +318,7 @@ class Handlers:
         compared = len(masks) > 1
         return Shown(
             questions=questions,
-            map=gr.update(layers=_map_layers(questions, view.result, threshold), opacity=opacity),
+            map=map_update(_map_layers(questions, view.result, threshold), opacity=opacity),
             image=blend(run.geo.image, masks[0], opacity, hex_rgb(run.color)),
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=messages.answer_text(view, newest=run is questions.runs[-1]),
@@ -340,8 +355,8 @@ class Handlers:
         if not 1 <= rank <= len(result.regions):
             return Focus(gr.skip(), gr.skip(), gr.skip())
         if run.georeferenced:
-            return Focus(gr.update(layers=_map_layers(questions, result, threshold, focus=rank),
-                                   opacity=opacity), gr.skip(), gr.Tabs(selected=TAB_MAP))
+            return Focus(map_update(_map_layers(questions, result, threshold, focus=rank),
+                                    opacity=opacity), gr.skip(), gr.Tabs(selected=TAB_MAP))
         return Focus(gr.skip(), region_view(result, rank, opacity, hex_rgb(run.color)),
                      gr.Tabs(selected=TAB_IMAGE))
 

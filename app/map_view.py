@@ -7,7 +7,8 @@ results pushed onto the same live map. `gr.HTML` loads our served scripts via `h
 
 * value (input): the drawn area as a GeoJSON Feature string in lon/lat ("" when none), whose
   ``basemap`` property is the key of the imagery basemap on screen (the run reads its pixels).
-* `layers` prop (output): {"image", "overlay", "outlines", "fit"}; see `static/map.js`.
+* `layers` prop (output): the results to draw, stamped in order (`handlers.map_update`); see
+  `static/map.js`.
 * `opacity` prop (output): overlay opacity, changed without resending the overlay.
 * `draw` event: fired when the user draws, edits or deletes the area.
 """

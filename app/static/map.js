@@ -5,8 +5,8 @@
  * GeoJSON Feature string in lon/lat, its `basemap` property the key of the imagery basemap on
  * screen, so it reaches Python as the component's value; a custom "draw" event says that the
  * user drew something.
- * Python -> map: the `layers` prop ({image, name, color, order, overlay, outlines, focus, fit, others})
- * and the `opacity` prop; `overlay` and `outlines` (the regions' GeoJSON) belong to the question
+ * Python -> map: the `layers` prop ({seq, image, name, color, order, overlay, outlines, focus, fit,
+ * others}) and the `opacity` prop; an update older (`seq`) than the one on screen is ignored; `overlay` and `outlines` (the regions' GeoJSON) belong to the question
  * the page shows, named `name`; the feature whose `rank` is `focus` (a row clicked in the regions
  * table) is drawn in the highlight style, and `fit` zooms to it; `others` are the other questions
  * about the place ({name, color, order, overlay, outlines}), under it. Each question is one layer
@@ -109,6 +109,7 @@
     // The upload's imagery under the results; kept while its url and bounds stay the same, so
     // a slider, a focus or an answer arriving re-renders the results without reloading it.
     let backdrop = null;
+    let seq = -Infinity;  // the newest update rendered (the server stamps them in order)
     let overlays = [];
     let questions = [];  // the question layers now in the layer switch
     const hidden = new Set();  // names of the questions the visitor switched off
@@ -174,6 +175,10 @@
     }
     function render() {
       const spec = props.layers || {};
+      if (typeof spec.seq === "number") {
+        if (spec.seq < seq) return;  // an older update that Gradio applied late
+        seq = spec.seq;
+      }
       // out of the switch first: a layer removed while in it would count as switched off
       questions.forEach(function (group) {
         control.removeLayer(group);

@@ -94,20 +94,27 @@ def run_and_wait(page, question: str = QUESTION) -> str:
     return wait_for_answer(page)
 
 
+#: The summary's text, without the progress Gradio writes over it while a run is under way.
+SUMMARY = "#summary [data-testid='markdown']"
+
+
 def ask(page, question: str) -> None:
     """Type `question` and press Run (without waiting: other visitors may ask meanwhile)."""
     page.locator("#question textarea").fill(question)
-    page.locator("#summary").evaluate("e => e.dataset.before = e.innerText")
+    page.evaluate("s => window.summaryBefore = document.querySelector(s).innerText", SUMMARY)
     page.click("#run")
 
 
 def wait_for_answer(page) -> str:
-    """Wait until the summary shows a new run; return it."""
+    """Wait until the summary shows a new run with its timings (they come with the answer) and
+    the run has ended (Gradio hides the summary's progress); return the summary."""
     page.wait_for_function(
-        "() => { const e = document.querySelector('#summary');"
-        " return e.innerText.includes('Timings') && e.innerText !== e.dataset.before; }",
-        timeout=FIRST_RUN_TIMEOUT_MS)
-    return page.inner_text("#summary")
+        """s => { const text = document.querySelector(s).innerText;
+            const progress = document.querySelector("#summary [data-testid='status-tracker']");
+            return text.includes('Timings') && text !== window.summaryBefore
+                && (!progress || progress.classList.contains('hide')); }""",
+        arg=SUMMARY, timeout=FIRST_RUN_TIMEOUT_MS)
+    return page.inner_text(SUMMARY)
 
 
 def upload(page, path: Path) -> None:

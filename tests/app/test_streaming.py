@@ -126,3 +126,27 @@ def test_the_overlay_is_on_the_page_before_the_answer_is_complete(app_environ, d
     words, done = seen["words"] - seen["mask"], seen["done"] - seen["mask"]
     print(f"first words {words:.0f} ms after the mask, the whole answer {done:.0f} ms after it")
     assert 0 < words < done - 2000 * SLOW_TOKEN_S  # the text came in pieces, not at the end
+
+
+@needs_chromium
+def test_a_region_picked_while_the_answer_is_written_stays_picked(app_environ, decoded_tokens,
+                                                                  utm_geotiff, browser):
+    """The answer's last update must not undo what the visitor did on the map meanwhile: the map
+    keeps the newest of its updates, and the answer's carries the mask's (older) stamp."""
+    from .servers import serve
+    from .test_browser import SUMMARY, ask, guarded_page, upload, wait_for_answer
+
+    with serve(app_environ) as url, guarded_page(browser, url) as page:
+        upload(page, utm_geotiff)
+        page.locator("img.segearth-image").wait_for(state="visible", timeout=30_000)
+        ask(page, QUESTION)
+        rows = page.locator("#regions [role=gridcell][data-col='1']")  # one cell per region
+        rows.first.wait_for(timeout=120_000)  # the mask's update
+        rows.last.click()
+        page.locator("path.segearth-highlight").wait_for(state="attached", timeout=30_000)
+        assert "Timings" not in page.inner_text(SUMMARY)  # picked while the answer is written
+        wait_for_answer(page)
+        final = page.input_value("#answer textarea")
+        assert final and not final.endswith("…") and final != ANSWER_COMING
+        page.wait_for_timeout(1000)  # time for a late map update to land
+        assert page.locator("path.segearth-highlight").count() == 1
