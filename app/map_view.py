@@ -21,6 +21,7 @@ import gradio as gr
 
 from segearth.errors import InputError
 from segearth.vendor import LEAFLET_DIR
+from segearth.visualize import HIGHLIGHT_COLOR, OUTLINE_COLOR, rgb_hex
 
 from .config import Basemap
 from .static_files import STATIC_DIR, VENDOR_DIR, static_url
@@ -47,7 +48,8 @@ class MapView(gr.HTML):
     so never wipes) the Leaflet DOM; all updates go through `watch` in `map.js`."""
 
     def __init__(self, basemaps: list[dict], view: dict, height: int,
-                 layers: dict | None = None, opacity: float = 0.5, **kwargs: Any):
+                 layers: dict | None = None, opacity: float = 0.5,
+                 colors: dict[str, str] | None = None, **kwargs: Any):
         # Every prop is a constructor parameter: Gradio rebuilds the component from its
         # constructor arguments plus the update when a handler returns gr.update(layers=...).
         kwargs.setdefault("value", "")
@@ -61,6 +63,8 @@ class MapView(gr.HTML):
             view=view,
             layers=layers,
             opacity=opacity,
+            # the region outlines in the package's colours (segearth.visualize), as in the files
+            colors=colors or {"outline": rgb_hex(OUTLINE_COLOR), "highlight": rgb_hex(HIGHLIGHT_COLOR)},
             height=height,
             **kwargs,
         )

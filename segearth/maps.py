@@ -27,7 +27,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from .geo.raster import GeoImage, lonlat_transformer
 from .geo.tiles import TileSource
 from .vendor import LEAFLET_DIR
-from .visualize import MASK_COLOR
+from .visualize import MASK_COLOR, OUTLINE_COLOR, rgb_hex
 
 if TYPE_CHECKING:
     from .result import Result
@@ -37,7 +37,6 @@ WEB_MERCATOR = CRS.from_epsg(3857)
 MAP_MAX_SIZE = 2048
 #: Leaflet bounds: [[south, west], [north, east]] in degrees.
 Bounds = list[list[float]]
-OUTLINE_COLOR = "#00e5ff"  # the app's outline colour
 
 
 def _shrink(rgba: np.ndarray, transform: Affine, max_size: int) -> tuple[np.ndarray, Affine]:
@@ -167,7 +166,7 @@ def render_map(result: Result) -> str:
         fields = list(regions[0]["properties"])
         folium.GeoJson(
             {"type": "FeatureCollection", "features": regions}, name="Regions",
-            style_function=lambda _: {"color": OUTLINE_COLOR, "weight": 2, "fillOpacity": 0.05},
+            style_function=lambda _: {"color": rgb_hex(OUTLINE_COLOR), "weight": 2, "fillOpacity": 0.05},
             popup=folium.GeoJsonPopup(fields=fields), tooltip=folium.GeoJsonTooltip(fields[:2]),
         ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)

@@ -7,16 +7,23 @@ MASK_COLOR = (255, 48, 48)
 OUTLINE_COLOR = (0, 229, 255)
 #: One region picked out of several (the app's regions table).
 HIGHLIGHT_COLOR = (255, 212, 0)
-#: One colour per question where several share a map (the notebook map, the app's question
-#: layers), in asking order: masks, outlines and legends share it. The first is `MASK_COLOR`, so
-#: a single question looks as in the files; then matplotlib's tab10 without its red and grey.
-QUESTION_COLORS = ("#{:02x}{:02x}{:02x}".format(*MASK_COLOR), "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2",
-                   "#8c564b", "#bcbd22")
 
 
 def hex_rgb(colour: str) -> tuple[int, int, int]:
     """'#rrggbb' -> (r, g, b)."""
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def rgb_hex(colour: tuple[int, int, int]) -> str:
+    """(r, g, b) -> '#rrggbb', as web maps (Leaflet, folium) take colours."""
+    return "#{:02x}{:02x}{:02x}".format(*colour)
+
+
+#: One colour per question where several share a map (the notebook map, the app's question
+#: layers), in asking order: masks, outlines and legends share it. The first is `MASK_COLOR`, so
+#: a single question looks as in the files; then matplotlib's tab10 without its red and grey.
+QUESTION_COLORS = (rgb_hex(MASK_COLOR), "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf",
+                   "#e377c2", "#8c564b", "#bcbd22")
 
 
 def outline(mask: np.ndarray) -> np.ndarray:

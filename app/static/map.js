@@ -21,8 +21,9 @@
   "use strict";
 
   const AREA_STYLE = { color: "#ffcc00", weight: 2, fill: false, className: "segearth-area" };
-  const OUTLINE_STYLE = { color: "#00e5ff", weight: 2, fill: false, className: "segearth-outline" };
-  const HIGHLIGHT_STYLE = { color: "#ffd400", weight: 4, fill: false, className: "segearth-highlight" };
+  // the region outlines, coloured by the `colors` prop ({outline, highlight})
+  const OUTLINE_STYLE = { weight: 2, fill: false, className: "segearth-outline" };
+  const HIGHLIGHT_STYLE = { weight: 4, fill: false, className: "segearth-highlight" };
 
   // The background layers; returns a function giving the key of the imagery basemap the
   // visitor has on screen (or last had, when a non-imagery one is shown): a run reads its pixels
@@ -149,7 +150,9 @@
         const outlines = L.geoJSON(question.outlines, {
           style: function (feature) {
             if (!shown) return other;
-            return feature.properties.rank === focus ? HIGHLIGHT_STYLE : OUTLINE_STYLE;
+            return feature.properties.rank === focus
+              ? Object.assign({ color: props.colors.highlight }, HIGHLIGHT_STYLE)
+              : Object.assign({ color: props.colors.outline }, OUTLINE_STYLE);
           },
         }).addTo(group);
         outlines.eachLayer(function (layer) {

@@ -14,6 +14,7 @@ import rasterio
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from segearth.visualize import HIGHLIGHT_COLOR, OUTLINE_COLOR, rgb_hex
 from tests.browser import CHROMIUM_MARKS
 
 from .conftest import ARTIFACTS
@@ -231,6 +232,9 @@ def test_examples_then_upload_plain_image_then_geotiff(page, plain_image, utm_ge
     assert rw > 40 and rh > 40  # and is shown large (as far as the basemap's zoom allows)
     assert view["overlay"] > 1.5 * before  # the map zoomed in to get there
     assert page.locator("path.segearth-highlight").count() == 1
+    # in the package's colours, as the files draw them
+    assert highlight.get_attribute("stroke") == rgb_hex(HIGHLIGHT_COLOR)
+    assert page.locator("path.segearth-outline").first.get_attribute("stroke") == rgb_hex(OUTLINE_COLOR)
     screenshot(page, "region_focus")
 
 
