@@ -26,7 +26,10 @@ from .runs import Run, RunView
 log = logging.getLogger("segearth.app")
 #: Seconds a set of download files is kept (Gradio serves its own copy of each meanwhile).
 DOWNLOADS_TTL_S = 3600
+#: Seconds between two sweeps for expired sets (a sweep lists the whole temporary directory).
+SWEEP_EVERY_S = 60
 FOLDER_PREFIX = "segearth-run-"
+_last_sweep = float("-inf")  # time.monotonic() of the last sweep
 
 
 class OutputError(SegEarthError):
@@ -67,7 +70,10 @@ def write_downloads(view: RunView) -> list[Path]:
     """Write the downloads into a new temporary folder (Gradio copies them into its cache).
     All or nothing: if any file fails (a full disk), the folder and what it holds are removed
     and the visitor is told; no partial set is ever offered."""
-    sweep()
+    global _last_sweep
+    if time.monotonic() - _last_sweep >= SWEEP_EVERY_S:
+        _last_sweep = time.monotonic()
+        sweep()
     folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
     try:
         return list(write_result(view.result, folder, view.run.name,

@@ -55,3 +55,21 @@ def test_superseded_and_old_sets_are_removed_and_written_anew_when_shown(tmp_pat
     assert not second[0].parent.exists()
     third = downloads_at(run.at(0.5))  # ... and written again if the page shows it again
     assert all(p.exists() for p in third) and len(list(tmp_path.glob("segearth-run-*"))) == 1
+
+
+def test_writing_sets_sweeps_at_most_once_a_minute(tmp_path, monkeypatch):
+    import tempfile
+
+    from app import downloads
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    sweeps: list[None] = []
+    monkeypatch.setattr(downloads, "sweep", lambda: sweeps.append(None))
+    monkeypatch.setattr(downloads, "_last_sweep", float("-inf"))
+    run = a_run()
+    for threshold in (0.3, 0.4, 0.5):
+        downloads_at(run.at(threshold))
+    assert len(sweeps) == 1  # the first write swept; the next ones within the minute did not
+    monkeypatch.setattr(downloads, "_last_sweep", downloads._last_sweep - downloads.SWEEP_EVERY_S)
+    downloads_at(run.at(0.6))
+    assert len(sweeps) == 2
