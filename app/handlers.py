@@ -227,7 +227,7 @@ class Handlers:
                 # the map's layers are the mask's, under the mask's stamp, so that a map update
                 # the visitor made meanwhile (a region's focus, a slider) is newer and stays
                 discard_downloads(run)  # those written with the mask hold no answer
-                yield self.show(questions, threshold, opacity)._replace(map=shown.map)
+                yield self.show(questions, threshold, opacity, map_shown=shown.map)
 
     def stop_answers(self, request: gr.Request) -> None:
         """The visitor asked again: stop decoding the answers of their earlier run (they would
@@ -306,9 +306,11 @@ class Handlers:
         return run, streams
 
     @shows_errors
-    def show(self, questions: Questions | None, threshold: float, opacity: float) -> Shown:
+    def show(self, questions: Questions | None, threshold: float, opacity: float,
+             map_shown: Any = None) -> Shown:
         """Render the questions at `threshold` and `opacity`, without the model (the sliders):
-        the selected one in full, the others as map layers."""
+        the selected one in full, the others as map layers. `map_shown`: the map update already
+        made for these questions at this threshold, sent again as it was (not redrawn)."""
         if questions is None:
             return Shown(*(gr.skip() for _ in Shown._fields))
         run = questions.run
@@ -318,7 +320,8 @@ class Handlers:
         compared = len(masks) > 1
         return Shown(
             questions=questions,
-            map=map_update(_map_layers(questions, view.result, threshold), opacity=opacity),
+            map=map_shown or map_update(_map_layers(questions, view.result, threshold),
+                                        opacity=opacity),
             image=blend(run.geo.image, masks[0], opacity, hex_rgb(run.color)),
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=messages.answer_text(view, newest=run is questions.runs[-1]),

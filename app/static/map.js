@@ -6,12 +6,13 @@
  * screen, so it reaches Python as the component's value; a custom "draw" event says that the
  * user drew something.
  * Python -> map: the `layers` prop ({seq, image, name, color, order, overlay, outlines, focus, fit,
- * others}) and the `opacity` prop; an update older (`seq`) than the one on screen is ignored; `overlay` and `outlines` (the regions' GeoJSON) belong to the question
- * the page shows, named `name`; the feature whose `rank` is `focus` (a row clicked in the regions
- * table) is drawn in the highlight style, and `fit` zooms to it; `others` are the other questions
- * about the place ({name, color, order, overlay, outlines}), under it. Each question is one layer
- * in the layer switch, in asking order (`order`) with its colour, and stays hidden across updates
- * once the visitor hides it, unless it is the one shown;
+ * others}), the `opacity` prop and the `colors` prop ({outline, highlight}); an update older
+ * (`seq`) than the one on screen is ignored; `overlay` and `outlines` (the regions' GeoJSON)
+ * belong to the question the page shows, named `name`; the feature whose `rank` is `focus` (a
+ * row clicked in the regions table) is drawn in the highlight style, and `fit` zooms to it;
+ * `others` are the other questions about the place ({name, color, order, overlay, outlines}),
+ * under it. Each question is one layer in the layer switch, in asking order (`order`) with its
+ * colour, and stays hidden across updates once the visitor hides it, unless it is the one shown;
  * `watch` re-renders them whenever Python changes them, without touching the basemap or the
  * drawing, so sliders feel instant.
  *
@@ -21,7 +22,7 @@
   "use strict";
 
   const AREA_STYLE = { color: "#ffcc00", weight: 2, fill: false, className: "segearth-area" };
-  // the region outlines, coloured by the `colors` prop ({outline, highlight})
+  // the shown question's region outlines, in the `colors` prop's colours
   const OUTLINE_STYLE = { weight: 2, fill: false, className: "segearth-outline" };
   const HIGHLIGHT_STYLE = { weight: 4, fill: false, className: "segearth-highlight" };
 
@@ -107,6 +108,8 @@
     addDrawing(map, props, trigger, imageryKey);
 
     const results = L.layerGroup().addTo(map);
+    const outlineStyle = Object.assign({ color: props.colors.outline }, OUTLINE_STYLE);
+    const highlightStyle = Object.assign({ color: props.colors.highlight }, HIGHLIGHT_STYLE);
     // The upload's imagery under the results; kept while its url and bounds stay the same, so
     // a slider, a focus or an answer arriving re-renders the results without reloading it.
     let backdrop = null;
@@ -150,9 +153,7 @@
         const outlines = L.geoJSON(question.outlines, {
           style: function (feature) {
             if (!shown) return other;
-            return feature.properties.rank === focus
-              ? Object.assign({ color: props.colors.highlight }, HIGHLIGHT_STYLE)
-              : Object.assign({ color: props.colors.outline }, OUTLINE_STYLE);
+            return feature.properties.rank === focus ? highlightStyle : outlineStyle;
           },
         }).addTo(group);
         outlines.eachLayer(function (layer) {

@@ -47,6 +47,7 @@ def test_the_first_update_has_the_mask_and_a_later_one_the_answer(app_url, check
     final = Result(*job.result(timeout=600))
     first = Result(*job.outputs()[0])
     assert layers(first)["overlay"]["url"].startswith("data:image/png")  # the mask is on the map
+    assert layers(final) == layers(first)  # sent again as it was, stamp included (not redrawn)
     assert first.answer == ANSWER_COMING and record(first)["answer"] is None  # no answer yet
     assert len(job.outputs()) >= 2
     assert final.answer and final.answer != ANSWER_COMING and "…" not in final.answer
