@@ -35,7 +35,7 @@ from .map_view import parse_area
 from .models import ModelCache
 from .render import feature_bounds, map_layer, region_view
 from .runlog import run_log
-from .runs import Answer, Questions, Run, RunRequest
+from .runs import CheckpointRun, Questions, Run, RunRequest
 from .sources import SourceCache
 
 log = logging.getLogger("segearth.app")
@@ -213,12 +213,12 @@ class Handlers:
                     if stream.cancelled:
                         entry["outcome"] = "stopped"
                         return
-                    answer = run.answers[i]
-                    answer.result.answer = stream.text
+                    answered = run.checkpoint_runs[i]
+                    answered.result.answer = stream.text
                     if stream.seconds is not None:
-                        answer.result.timings["answer"] = stream.seconds
-                    answer.timings["text"] = stream.seconds
-                    entry["stages_s"][f"text{i + 1 if i else ''}"] = stream.seconds
+                        answered.result.timings["answer"] = stream.seconds
+                    answered.timings["answer"] = stream.seconds
+                    entry["stages_s"][f"answer{i + 1 if i else ''}"] = stream.seconds
             finally:
                 self._unregister(session, streams)
             if any(stream.text is not None for stream in streams):
@@ -294,15 +294,15 @@ class Handlers:
             with loading(ckpt, prec, self.config):
                 model = self.models.get(ckpt, prec)
             progress((i + 0.5) / len(models), desc=f"Reading the image and finding the target{step}")
-            result, stream, encode, seconds = model.answer(geo, question, threshold)
+            result, stream, encode, seconds = model.ask(geo, question, threshold)
             streams.append(stream)
             public = self.config.name_of(ckpt)  # what the page and the downloads may show
             result = replace(result, provenance={**result.provenance, "checkpoint": public})
-            run.answers.append(Answer(public, prec, result, {
+            run.checkpoint_runs.append(CheckpointRun(public, prec, result, {
                 "load": None if loaded else model.load_seconds, "encode": encode,
-                "answer": seconds}))
+                "mask": seconds}))
             stages.update({f"{k}{i + 1 if i else ''}": v
-                           for k, v in run.answers[-1].timings.items()})
+                           for k, v in run.checkpoint_runs[-1].timings.items()})
         return run, streams
 
     @shows_errors
@@ -315,7 +315,7 @@ class Handlers:
             return Shown(*(gr.skip() for _ in Shown._fields))
         run = questions.run
         view = run.at(threshold)
-        is_demo = self.config.is_demo(run.answers[0].checkpoint)
+        is_demo = self.config.is_demo(run.checkpoint_runs[0].checkpoint)
         masks = [result.mask for result in view.results]
         compared = len(masks) > 1
         return Shown(

@@ -24,7 +24,7 @@ DEMO_BANNER = (
     "checkpoint under **Model** for real results.")
 
 _TIMING_LABELS = {"imagery": "imagery", "load": "load model", "encode": "encode image",
-                  "answer": "mask", "text": "answer text"}
+                  "mask": "mask", "answer": "answer text"}
 
 
 def seconds(value: float | None) -> str:
@@ -32,15 +32,15 @@ def seconds(value: float | None) -> str:
 
 
 def timings_line(view: RunView) -> str:
-    """Where the time went, stage by stage (each answer's in turn), 'reused' where a cache
-    answered. The model's own per-stage timings are in the JSON record."""
+    """Where the time went, stage by stage (each checkpoint's in turn), 'reused' where a
+    cache served it. The model's own per-stage timings are in the JSON record."""
     def stages(timings: dict[str, float | None]) -> str:
         return ", ".join(f"{_TIMING_LABELS[k]} {seconds(v)}" for k, v in timings.items())
 
     parts = [stages(view.run.timings)]
-    answers = view.run.answers
-    names = [""] if len(answers) == 1 else ["first model: ", "second model: "]
-    parts += [name + stages(answer.timings) for name, answer in zip(names, answers)]
+    models = view.run.checkpoint_runs
+    names = [""] if len(models) == 1 else ["first model: ", "second model: "]
+    parts += [name + stages(model.timings) for name, model in zip(names, models)]
     return "Timings: " + " · ".join(parts)
 
 
@@ -57,7 +57,7 @@ def area_text(view: RunView) -> str:
 
 def summary(view: RunView, is_demo: bool) -> str:
     """Markdown: found or not, area, model, timings."""
-    first = view.run.answers[0]
+    first = view.run.checkpoint_runs[0]
     head = (f"**Target found**: {area_text(view)}." if view.result.found
             else f"**{NO_TARGET}** at threshold {view.threshold:.2f}.")
     model = f"Checkpoint `{first.checkpoint}` ({first.precision})"
@@ -68,7 +68,7 @@ def summary(view: RunView, is_demo: bool) -> str:
 
 
 def compare_text(view: RunView) -> str:
-    a, b = view.run.answers
+    a, b = view.run.checkpoint_runs
     return (f"**IoU between the two masks: {view.iou:.3f}** at threshold {view.threshold:.2f} "
             f"(left: `{a.checkpoint}` {a.precision}, right: `{b.checkpoint}` {b.precision}).")
 

@@ -1,6 +1,6 @@
 """The models in memory: at most two (compare mode needs two), loaded on demand.
 
-A Predictor caches the features of the last image it was given. `LoadedModel.answer` keeps the
+A Predictor caches the features of the last image it was given. `LoadedModel.ask` keeps the
 key of that image, so a follow-up question about the same area skips the image encoder, and holds
 the model's lock from set_image to predict, so two visitors' runs never mix their images.
 """
@@ -47,8 +47,8 @@ class LoadedModel:
     image: str | None = None  # image_key of the image whose features the predictor holds
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def answer(self, image: GeoImage | np.ndarray, question: str,
-               threshold: float) -> tuple[Result, AnswerStream, float | None, float]:
+    def ask(self, image: GeoImage | np.ndarray, question: str,
+            threshold: float) -> tuple[Result, AnswerStream, float | None, float]:
         """The result for `question` about `image` (an RGB array, or a GeoImage whose valid
         pixels the mask and the answer respect) now, its mask without the answer; the answer
         as a stream of text pieces; the seconds spent encoding the image (None when the cached
@@ -60,7 +60,7 @@ class LoadedModel:
         with self.lock:
             if zerogpu.active():  # image, question and answer in one GPU call; nothing outlives it
                 start = time.perf_counter()
-                encode, result = zerogpu.answer(self.predictor, image, question, threshold)
+                encode, result = zerogpu.ask(self.predictor, image, question, threshold)
                 stream = AnswerStream(fixed=result.answer, seconds=result.timings.get("answer"))
                 return result, stream, encode, time.perf_counter() - start - encode
             encode = self._use_image(image)

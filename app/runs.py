@@ -1,6 +1,6 @@
-"""One run: a question about one image, answered by one checkpoint (two in compare mode).
+"""One run: a question about one image, asked of one checkpoint (two in compare mode).
 
-A `Run` keeps each model's `Result` (its probability and answer), so `Run.at(threshold)`
+A `Run` keeps each checkpoint's `Result` (its probability and answer), so `Run.at(threshold)`
 re-thresholds without the model: the same `Result`, the same rule, the command line uses, and
 the page and the downloads are rendered from it.
 """
@@ -44,13 +44,14 @@ class RunRequest:
 
 
 @dataclass
-class Answer:
-    """What one checkpoint at one precision said, and the app-side seconds it took."""
+class CheckpointRun:
+    """What one checkpoint at one precision gave for the run's question (its `Result`: the mask
+    and the text answer), and the app-side seconds each stage took."""
 
     checkpoint: str
     precision: str
-    result: Result  # at the run's threshold, answered
-    timings: dict[str, float | None]  # load / encode / predict; None = a cache answered
+    result: Result  # at the run's threshold
+    timings: dict[str, float | None]  # load / encode / mask / answer; None: a cache served it
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Run:
     question: str
     geo: GeoImage
     name: str  # file-name stem of the downloads: the upload's stem, or "area"
-    answers: list[Answer] = field(default_factory=list)  # 1, or 2 in compare mode
+    checkpoint_runs: list[CheckpointRun] = field(default_factory=list)  # 1, or 2 to compare
     timings: dict[str, float | None] = field(default_factory=dict)  # before the model
     backdrop: dict | None = None  # map layer of a georeferenced upload, shown under the mask
     #: Threshold -> the download files written for it (`downloads.downloads_at`).
@@ -80,11 +81,11 @@ class Run:
                 and a.crs == b.crs and np.array_equal(a.image, b.image))
 
     def at(self, threshold: float) -> RunView:
-        """The run at `threshold`: one segearth Result per answer."""
+        """The run at `threshold`: one segearth Result per checkpoint."""
         return RunView(self, threshold, [
-            replace(answer.result, threshold=threshold, geo=self.geo, checkpoint=answer.checkpoint,
+            replace(model.result, threshold=threshold, geo=self.geo, checkpoint=model.checkpoint,
                     time_utc=self.time_utc)
-            for answer in self.answers])
+            for model in self.checkpoint_runs])
 
 
 @dataclass
@@ -93,7 +94,7 @@ class RunView:
 
     run: Run
     threshold: float
-    results: list[Result]  # one per answer
+    results: list[Result]  # one per checkpoint
 
     @property
     def result(self) -> Result:
@@ -107,13 +108,13 @@ class RunView:
         return sample_iou(*intersection_union(self.results[0].mask, self.results[1].mask))
 
     def record_extra(self) -> dict[str, Any]:
-        """What the app adds to the run record (`Result.record`) of the first answer: the app's
-        timings and, in compare mode, the second answer's record and the IoU."""
+        """What the app adds to the run record (`Result.record`) of the first checkpoint: the
+        app's timings and, in compare mode, the second checkpoint's record and the IoU."""
         run = self.run
-        extra: dict[str, Any] = {"app_timings_s": {**run.timings, **run.answers[0].timings}}
-        if len(run.answers) > 1:
+        extra: dict[str, Any] = {"app_timings_s": {**run.timings, **run.checkpoint_runs[0].timings}}
+        if len(run.checkpoint_runs) > 1:
             extra["compare"] = {**self.results[1].record(),
-                                "app_timings_s": run.answers[1].timings, "iou": self.iou}
+                                "app_timings_s": run.checkpoint_runs[1].timings, "iou": self.iou}
         return extra
 
 

@@ -54,7 +54,7 @@ def load(checkpoint: str, precision: str) -> Predictor:
     return Predictor.from_pretrained(checkpoint, precision=precision, device="cuda")
 
 
-def answer(predictor: Predictor, image: GeoImage, question: str, threshold: float) -> tuple[float, Result]:
+def ask(predictor: Predictor, image: GeoImage, question: str, threshold: float) -> tuple[float, Result]:
     """(seconds spent on the image, the result with its answer), computed in one GPU call after
     the inputs are checked here, in the main process."""
     check_threshold(threshold)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from app.downloads import downloads_at
-from app.runs import Answer, Run
+from app.runs import CheckpointRun, Run
 from segearth import Result
 from segearth.geo import GeoImage
 
@@ -18,7 +18,7 @@ def a_run() -> Run:
     probability[25:35, 30:50] = 0.6
     geo = GeoImage(np.zeros((40, 60, 3), np.uint8), source={"kind": "image"})
     result = Result("Where?", probability, 0.5, "There.", geo, checkpoint="demo")
-    return Run("Where?", geo, "scene", answers=[Answer("demo", "fp32", result, {"answer": 0.1})])
+    return Run("Where?", geo, "scene", checkpoint_runs=[CheckpointRun("demo", "fp32", result, {"mask": 0.1})])
 
 
 def test_downloads_are_written_once_per_threshold():

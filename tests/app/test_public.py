@@ -302,7 +302,7 @@ def test_set_image_and_predict_are_atomic_per_model(monkeypatch):
     images = [np.asarray(Image.open(EXAMPLES / name).convert("RGB")) for name in
               ("synthetic_runway.png", "synthetic_river.png", "synthetic_track.png")]
     question = "Where could a plane land safely in this area?"
-    alone = [model.answer(image, question, 0.5)[0].probability for image in images]
+    alone = [model.ask(image, question, 0.5)[0].probability for image in images]
     errors: list[str] = []
     set_image = model.predictor.set_image
 
@@ -315,7 +315,7 @@ def test_set_image_and_predict_are_atomic_per_model(monkeypatch):
     def worker(i: int) -> None:
         for _ in range(6):
             try:
-                probability = model.answer(images[i], question, 0.5)[0].probability
+                probability = model.ask(images[i], question, 0.5)[0].probability
             except Exception as err:  # noqa: BLE001 - e.g. a prompt cache another thread grew
                 errors.append(f"thread {i}: {err!r}")
                 return
@@ -342,6 +342,6 @@ def test_every_run_logs_one_json_line(app_url, checkpoint, caplog):
     assert [line["outcome"] for line in lines] == ["ok", "error"]
     ok, failed = lines
     assert ok["checkpoint"] == checkpoint and ok["precision"] == "fp32"
-    assert {"imagery", "load", "encode", "answer"} <= set(ok["stages_s"]) and ok["total_s"] > 0
+    assert {"imagery", "load", "encode", "mask", "answer"} <= set(ok["stages_s"]) and ok["total_s"] > 0
     assert ok["error_kind"] is None and failed["error_kind"] == "InputError"
     assert "question" not in ok  # the visitor's words stay out of the operator's log

@@ -13,7 +13,7 @@ from rasterio.crs import CRS
 
 from app.config import AppConfig
 from app.handlers import Handlers
-from app.runs import Answer, Questions, Run
+from app.runs import CheckpointRun, Questions, Run
 from segearth import Result
 from segearth.geo import GeoImage
 from segearth.visualize import QUESTION_COLORS
@@ -34,7 +34,7 @@ def asked(question: str, geo: GeoImage, box: tuple[slice, slice]) -> Run:
     probability = np.zeros(geo.shape, np.float32)
     probability[box] = 0.9
     result = Result(question, probability, 0.5, f"{question} There.", geo, checkpoint="demo")
-    return Run(question, geo, "area", answers=[Answer("demo", "fp32", result, {"answer": 0.1})])
+    return Run(question, geo, "area", checkpoint_runs=[CheckpointRun("demo", "fp32", result, {"mask": 0.1})])
 
 
 def test_questions_about_one_place_are_kept_with_a_colour_each():
@@ -113,9 +113,9 @@ def test_an_earlier_answer_stopped_by_a_newer_question_says_so(handlers):
 
     geo = place()
     stopped = asked("Where is the field?", geo, np.s_[2:10, 2:12])
-    stopped.answers[0].result.answer = None  # the visitor asked again while it was written
+    stopped.checkpoint_runs[0].result.answer = None  # the visitor asked again while it was written
     streaming = asked("Where is the pond?", geo, np.s_[20:36, 30:55])
-    streaming.answers[0].result.answer = None  # being written now
+    streaming.checkpoint_runs[0].result.answer = None  # being written now
     questions = Questions([]).asked(stopped, keep=5).asked(streaming, keep=5)
     assert handlers.show(questions, 0.5, 0.5).answer == ANSWER_COMING
     assert handlers.pick(questions, 0, 0.5, 0.5).answer == ANSWER_STOPPED

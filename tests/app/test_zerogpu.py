@@ -118,9 +118,9 @@ def test_the_model_is_placed_at_start_up_and_only_computation_runs_in_the_call(o
     moves_at_start_up = len(space.moves)
 
     image = GeoImage(np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8))
-    result, stream, encode, answering = loaded.answer(image, QUESTION, 0.5)
+    result, stream, encode, answering = loaded.ask(image, QUESTION, 0.5)
     assert list(stream) == [result.answer]  # answered inside the call: one piece
-    loaded.answer(image, "A follow-up about the same area?", 0.5)
+    loaded.ask(image, "A follow-up about the same area?", 0.5)
     assert space.spaces.calls == [("_ask", module.MASK_SECONDS + module.ANSWER_SECONDS)] * 2  # each re-encodes
     assert len(space.moves) == moves_at_start_up  # nothing moved inside a call: the weights were placed
     assert isinstance(result.probability, np.ndarray) and result.mask.shape == (64, 80)  # plain arrays back
@@ -138,7 +138,7 @@ def test_inputs_are_checked_before_the_gpu_call(on_a_zerogpu_space, tiny_checkpo
     for question, threshold, message in [("   ", 0.5, "question is empty"), (QUESTION, 1.0, "strictly between"),
                                          ("why " * 5000, 0.5, "tokens long")]:
         with pytest.raises(InputError, match=message):
-            loaded.answer(image, question, threshold)
+            loaded.ask(image, question, threshold)
     assert on_a_zerogpu_space.spaces.calls == []  # refused without spending a visitor's quota
 
 
