@@ -207,13 +207,13 @@ def test_limits_refuse_with_a_message_and_the_app_keeps_serving(limited_url, che
 # --- 3. the queue tells waiting visitors where they stand --------------------------------------
 def test_waiting_visitors_see_their_queue_position_and_an_estimate(app_url, checkpoint,
                                                                   monkeypatch):
-    answer = LoadedModel.answer
+    ask = LoadedModel.ask
 
-    def slow_answer(self, *args, **kwargs):
+    def slow_ask(self, *args, **kwargs):
         time.sleep(0.8)  # long enough that the others wait in the queue
-        return answer(self, *args, **kwargs)
+        return ask(self, *args, **kwargs)
 
-    monkeypatch.setattr(LoadedModel, "answer", slow_answer)
+    monkeypatch.setattr(LoadedModel, "ask", slow_ask)
     run(Client(app_url, verbose=False), checkpoint)  # one finished run gives the estimate
     clients = [Client(app_url, verbose=False) for _ in range(4)]
     jobs = [c.submit("map", AREA, None, f"Where could a plane land? ({i})", checkpoint, "fp32",
@@ -230,13 +230,13 @@ def test_waiting_visitors_see_their_queue_position_and_an_estimate(app_url, chec
 
 
 def test_a_full_queue_turns_visitors_away_with_a_message(app_environ, checkpoint, monkeypatch):
-    answer = LoadedModel.answer
+    ask = LoadedModel.ask
 
-    def slow_answer(self, *args, **kwargs):
+    def slow_ask(self, *args, **kwargs):
         time.sleep(1.5)
-        return answer(self, *args, **kwargs)
+        return ask(self, *args, **kwargs)
 
-    monkeypatch.setattr(LoadedModel, "answer", slow_answer)
+    monkeypatch.setattr(LoadedModel, "ask", slow_ask)
     with serve({**app_environ, "SEGEARTH_QUEUE_SIZE": "1"}) as url:
         jobs = [Client(url, verbose=False).submit(
             "map", AREA, None, f"Where could a plane land? ({i})", checkpoint, "fp32", False,
