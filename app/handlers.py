@@ -19,12 +19,12 @@ from typing import Any, Callable, NamedTuple
 import gradio as gr
 import numpy as np
 
-from segearth import Result, checkpoints
-from segearth.config import SegEarthConfig
+from segearth import AnswerStream, Result, checkpoints
+from segearth.config import threshold_or_default
 from segearth.errors import InputError, SegEarthError
 from segearth.maps import image_rgba, mask_rgba
-from segearth.model.generation import AnswerStream
-from segearth.visualize import blend, hex_rgb
+from segearth.predictor import finish_answer
+from segearth.visualize import blend, hex_rgb, region_view
 
 from . import messages
 from .config import AppConfig
@@ -33,7 +33,7 @@ from .examples import load_examples
 from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
 from .models import ModelCache
-from .render import feature_bounds, map_layer, region_view
+from .render import feature_bounds, map_layer
 from .runlog import run_log
 from .runs import CheckpointRun, Questions, Run, RunRequest
 from .sources import SourceCache
@@ -152,8 +152,7 @@ class Handlers:
     def threshold_of(checkpoint: str) -> float:
         """The checkpoint's default threshold, read from its config when it is on this machine
         (a folder or the hub cache); else 0.5, the authors' logit > 0."""
-        config = checkpoints.cached_config(checkpoint)
-        return SegEarthConfig.mask_threshold if config is None else config.mask_threshold
+        return threshold_or_default(None, checkpoints.cached_config(checkpoint))
 
     @staticmethod
     def drew() -> str:
@@ -214,9 +213,7 @@ class Handlers:
                         entry["outcome"] = "stopped"
                         return
                     answered = run.checkpoint_runs[i]
-                    answered.result.answer = stream.text
-                    if stream.seconds is not None:
-                        answered.result.timings["answer"] = stream.seconds
+                    finish_answer(answered.result, stream)
                     answered.timings["answer"] = stream.seconds
                     entry["stages_s"][f"answer{i + 1 if i else ''}"] = stream.seconds
             finally:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import pandas as pd
 
 from segearth import Result
+from segearth.result import NO_ANSWER_NOTE, NO_TARGET
 
 from .runs import Run, RunView
 
-NO_TARGET = "No target found"
 #: Longest question text in the question picker (the map's layer switch shows it whole).
 PICKER_CHARS = 60
 REGION_COLUMNS = ["#", "area", "score", "peak"]
-NO_ANSWER = "(this checkpoint gives no text answer; it was trained for masks only)"
+#: The answer box of a checkpoint without answers (in brackets: it is not the model's text).
+NO_ANSWER = f"({NO_ANSWER_NOTE})"
 ANSWER_COMING = "(the mask is ready; the answer is being written …)"
 #: An earlier question's answer that a newer question stopped before it was complete.
 ANSWER_STOPPED = "(the answer was not finished: a newer question was asked while it was written)"
@@ -59,7 +60,7 @@ def summary(view: RunView, is_demo: bool) -> str:
     """Markdown: found or not, area, model, timings."""
     first = view.run.checkpoint_runs[0]
     head = (f"**Target found**: {area_text(view)}." if view.result.found
-            else f"**{NO_TARGET}** at threshold {view.threshold:.2f}.")
+            else f"**{NO_TARGET}** (threshold {view.threshold:.2f})")
     model = f"Checkpoint `{first.checkpoint}` ({first.precision})"
     if is_demo:
         model += " — demo model, results are not meaningful"

@@ -1,12 +1,11 @@
 """The models in memory: at most two (compare mode needs two), loaded on demand.
 
-A Predictor caches the features of the last image it was given. `LoadedModel.ask` keeps the
-key of that image, so a follow-up question about the same area skips the image encoder, and holds
-the model's lock from set_image to predict, so two visitors' runs never mix their images.
+Each model keeps the features of the last image it was given (`segearth.features`), so a
+follow-up question about the same area skips the image encoder; `LoadedModel.ask` holds the
+model's lock from set_image to predict, so two visitors' runs never mix their images.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -15,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from cachetools import LRUCache
 
-from segearth import Result
+from segearth import AnswerStream, Result
+from segearth.features import FeatureCache
 from segearth.geo import GeoImage
-from segearth.model.generation import AnswerStream
 from segearth.predictor import Predictor
 from segearth.regions import MIN_REGION_PX
 
@@ -26,26 +25,19 @@ from . import zerogpu
 log = logging.getLogger("segearth.app")
 
 
-def image_key(image: GeoImage) -> str:
-    """Content hash of an image and its valid pixels: equal ones mean reusable features and the
-    same mask, whatever their source (the valid pixels decide whether a target is found)."""
-    digest = hashlib.blake2b(np.ascontiguousarray(image.image).data, digest_size=16)
-    digest.update(repr(image.image.shape).encode())
-    if image.valid is not None:
-        digest.update(np.packbits(image.valid).data)
-    return digest.hexdigest()
-
-
 @dataclass
 class LoadedModel:
-    """One predictor and which image its cached features belong to."""
+    """One predictor, which image its cached features belong to, and its lock."""
 
     checkpoint: str
     precision: str
     predictor: Predictor
     load_seconds: float
-    image: str | None = None  # image_key of the image whose features the predictor holds
+    features: FeatureCache = field(init=False, repr=False, compare=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.features = FeatureCache(self.predictor)
 
     def ask(self, image: GeoImage | np.ndarray, question: str,
             threshold: float) -> tuple[Result, AnswerStream, float | None, float]:
@@ -58,26 +50,15 @@ class LoadedModel:
         if not isinstance(image, GeoImage):
             image = GeoImage(image)
         with self.lock:
-            if zerogpu.active():  # image, question and answer in one GPU call; nothing outlives it
+            if zerogpu.active():  # one GPU call: the mask now, the answer as it is read
                 start = time.perf_counter()
-                encode, result = zerogpu.ask(self.predictor, image, question, threshold)
-                stream = AnswerStream(fixed=result.answer, seconds=result.timings.get("answer"))
+                encode, result, stream = zerogpu.ask(self.predictor, image, question, threshold)
                 return result, stream, encode, time.perf_counter() - start - encode
-            encode = self._use_image(image)
+            encode = self.features.set_image(image)
             start = time.perf_counter()
             result = self.predictor.predict(question, threshold=threshold, answer=False,
                                             min_region_px=MIN_REGION_PX)
             return result, self.predictor.answer_stream(result), encode, time.perf_counter() - start
-
-    def _use_image(self, image: GeoImage) -> float | None:
-        key = image_key(image)
-        if key == self.image:
-            return None
-        self.image = None  # a failing set_image leaves no stale key behind
-        start = time.perf_counter()
-        self.predictor.set_image(image)
-        self.image = key
-        return time.perf_counter() - start
 
 
 class ModelCache:

@@ -10,8 +10,10 @@
 from .config import SegEarthConfig
 from .errors import CheckpointError, GeoError, InputError, SegEarthError
 from .model import SegEarthR1
+from .model.generation import AnswerStream
+from .outputs import write_result
 from .predictor import Predictor
-from .result import Result, write_result
+from .result import Result
 
-__all__ = ["CheckpointError", "GeoError", "InputError", "Predictor", "Result", "SegEarthConfig",
-           "SegEarthError", "SegEarthR1", "write_result"]
+__all__ = ["AnswerStream", "CheckpointError", "GeoError", "InputError", "Predictor", "Result",
+           "SegEarthConfig", "SegEarthError", "SegEarthR1", "write_result"]

@@ -60,8 +60,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from .geo import GeoImage, TileSource
     from .image_processing import load_image
     from .pipelines import predict_geo
-    from .predictor import Predictor
-    from .result import write_record, write_result
+    from .outputs import write_record, write_result
+    from .predictor import Predictor, finish_answer
 
     if (args.image is None) == (args.bbox is None):
         raise InputError("Give either an IMAGE or --bbox WEST SOUTH EAST NORTH (not both).")
@@ -100,10 +100,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(piece, end="", flush=True)
     if shown:
         print()
-    result.answer = stream.text
-    if stream.seconds is not None:
-        result.timings["answer"] = stream.seconds
-    write_record(result, written["json"], written)
+    write_record(finish_answer(result, stream), written["json"], written)
     _print_answer(result.record(), streamed=shown)
     return 0
 

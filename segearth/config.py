@@ -256,6 +256,16 @@ _RELEASED_LLM_FIELDS = {
 }
 
 
+def threshold_or_default(threshold: float | None, config: SegEarthConfig | None) -> float:
+    """The threshold a run uses: ``threshold`` when the caller chose one, else the checkpoint's
+    own (``config.mask_threshold``), else, with no config at hand (a checkpoint not downloaded
+    yet, a tiled run none of whose windows had data), the default of every config: the authors'
+    0.5. The predictor, the pipelines and the app's slider all ask here."""
+    if threshold is not None:
+        return threshold
+    return SegEarthConfig.mask_threshold if config is None else config.mask_threshold
+
+
 def from_released_config(data: dict[str, Any]) -> SegEarthConfig:
     """Translate the authors' `config.json` (model_type ``llava_phi``) into ours.
 

@@ -25,12 +25,14 @@ import leafmap
 from ipywidgets.embed import dependency_state
 
 from .errors import InputError
+from .features import FeatureCache
 from .geo.raster import GeoImage, read_raster
 from .geo.tiles import Area, TileSource, fetch_area
 from .maps import data_url, image_rgba, mask_rgba, web_mercator
-from .pipelines import SINGLE_PASS_MAX_SIZE, PredictorLike
+from .pipelines import SINGLE_PASS_MAX_SIZE
+from .predictor import Predictor
 from .regions import MIN_REGION_PX
-from .result import Result
+from .result import NO_ANSWER_NOTE, Result
 from .visualize import QUESTION_COLORS, hex_rgb
 
 #: Long side of the overlays sent to the notebook's browser.
@@ -45,7 +47,7 @@ def _bounds(layer_bounds: list[list[float]]) -> tuple[tuple[float, float], tuple
 class Map(leafmap.Map):
     """A leafmap map that answers questions about what is drawn on it (see the module doc)."""
 
-    def __init__(self, predictor: PredictorLike, *, tiles: TileSource | None = None,
+    def __init__(self, predictor: Predictor, *, tiles: TileSource | None = None,
                  max_tiles: int = 64, threshold: float | None = None, **kwargs: Any):
         self.tiles = tiles or TileSource.from_env()
         kwargs.setdefault("basemap", ipyleaflet.TileLayer(
@@ -54,6 +56,7 @@ class Map(leafmap.Map):
         super().__init__(**kwargs)
         self.layers[0].name = self.tiles.name  # leafmap names its first layer "OpenStreetMap"
         self.predictor, self.max_tiles, self.threshold = predictor, max_tiles, threshold
+        self.features = FeatureCache(predictor)  # a second question about an area skips the encoder
         self.questions: dict[str, str] = {}  # question -> its colour, in asking order
         self.results: dict[str, Result] = {}
 
@@ -85,12 +88,12 @@ class Map(leafmap.Map):
         """Answer ``question`` about the last drawn area (or ``area``, or ``image``), add its
         layers, print the answer and return the `Result`."""
         geo = self._imagery(area, image)
-        self.predictor.set_image(geo)
+        self.features.set_image(geo)
         result = self.predictor.predict(question, threshold=self.threshold, min_region_px=MIN_REGION_PX)
         colour = (self.questions.get(question)
                   or QUESTION_COLORS[len(self.questions) % len(QUESTION_COLORS)])
         self._show(result, colour)
-        print(f"{question}\n  {result.answer or '(no answer: this checkpoint gives masks only)'}"
+        print(f"{question}\n  {result.answer or f'No answer: {NO_ANSWER_NOTE}'}"
               f"\n  {len(result.regions)} region(s)"
               + (f", {result.area['ha']:.4g} ha" if result.found else ""))
         return result

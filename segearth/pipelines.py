@@ -21,12 +21,13 @@ from typing import Protocol
 import numpy as np
 from rasterio.windows import Window
 
-from .config import SegEarthConfig
+from .config import threshold_or_default
 from .geo.raster import GeoImage, RasterFile, iter_windows, read_raster
 from .geo.tiles import Area, TileSource, fetch_area
 from .geo.vectors import Georeferenced
+from .outputs import write_result
 from .regions import MIN_REGION_PX
-from .result import Result, write_result
+from .result import Result
 
 #: Long side to which the single-resize mode decimates a big raster on read: the model sees
 #: 1024 px anyway, and this keeps a huge GeoTIFF from being loaded whole.
@@ -118,7 +119,7 @@ class _MostConfidentWindow:
         if last is not None:
             threshold = last.threshold
         else:  # no window had data: the mask is empty at any threshold
-            threshold = SegEarthConfig.mask_threshold if self.threshold is None else self.threshold
+            threshold = threshold_or_default(self.threshold, None)
         result = Result(self.question, probability, threshold, None, grid, tiled=True, min_region_px=min_region_px,
                         min_region_fraction=last.min_region_fraction if last else 0.0,
                         canvas_side_px=window)

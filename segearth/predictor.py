@@ -24,6 +24,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from . import image_processing, runtime
+from .config import threshold_or_default
 from .constants import EMPTY_TARGET_ANSWER
 from .errors import InputError
 from .geo.raster import GeoImage
@@ -107,6 +108,12 @@ class Predictor:
         cpu-looking in the main process, where `spaces` only records the placement)."""
         return next(self.model.parameters()).device
 
+    @property
+    def image(self) -> GeoImage | None:
+        """The image whose state `set_image` holds (None before the first), a new object on each
+        call: how `segearth.features.FeatureCache` knows no other caller replaced it."""
+        return None if self._image is None else self._image.image
+
     # --- image ----------------------------------------------------------------------------------
     @torch.inference_mode()
     def set_image(self, image: ImageLike | GeoImage) -> None:
@@ -148,7 +155,7 @@ class Predictor:
         line drop specks under `segearth.regions.MIN_REGION_PX`, and pass it here so that the
         answer follows the mask they show."""
         state = self._current()
-        threshold = self.config.mask_threshold if threshold is None else threshold
+        threshold = threshold_or_default(threshold, self.config)
         check_threshold(threshold)
         ids = self.question_ids(question)
         self._stop_answer()
@@ -197,7 +204,7 @@ class Predictor:
             stream = predictor.answer_stream(result)
             for piece in stream:
                 print(piece, end="")
-            result.answer = stream.text   # the final text, as `answer` gives it
+            finish_answer(result, stream)   # the final text (as `answer` gives it) and its seconds
 
         Nothing to iterate for a checkpoint without answers (`text` None); one piece, the
         no-target sentence, when the mask is empty. The stream continues this predictor's cache:
@@ -259,6 +266,16 @@ class Predictor:
             "answers": self.config.answers,
             "question": question,
         }
+
+
+def finish_answer(result: Result, stream: AnswerStream) -> Result:
+    """Put a read stream's final text into ``result`` (``answer``) and its decoding seconds into
+    ``result.timings["answer"]``, as `Predictor.predict` does for an answer it generates itself:
+    the one way a streamed answer becomes part of the result, its record and its files."""
+    result.answer = stream.text
+    if stream.seconds is not None:
+        result.timings["answer"] = stream.seconds
+    return result
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -1,5 +1,4 @@
-"""Which pixels are the answer: the one mask rule, the one result type, and the one function
-that writes a run's files.
+"""Which pixels are the target: the one mask rule and the one result type (no I/O).
 
 The rule (`mask_regions`): a pixel is in the mask when its probability is strictly above the
 threshold and it is valid (inside a drawn polygon, not nodata); then every connected region
@@ -12,37 +11,29 @@ says there is no target.
 
 `Result` is what every run gives, a plain image (a `GeoImage` with crs None) or a georeferenced
 one, single pass or tiled: the probability, the answer, the threshold and the smallest region,
-from which the mask, the regions, the polygons and the JSON record follow. `write_result` writes
-its files; the JSON record is `Result.record()`.
+from which the mask, the regions, the polygons and the JSON record (`Result.record()`) follow.
+`segearth.outputs.write_result` writes its files.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import InputError
-from .fileio import atomic_path
 from .geo.raster import GeoImage
-from .geo.vectors import (
-    Georeferenced,
-    region_features,
-    write_geojson,
-    write_image_geotiff,
-    write_mask_geotiff,
-)
-from .maps import render_map
-from .outputs import save_png
+from .geo.vectors import Georeferenced, region_features
 from .regions import MIN_REGION_PX, Region, Regions, find_regions
-from .visualize import blend, probability_image
 
+# The result's sentences, one text each wherever a result is shown (record, page, map file,
+# command line, notebook).
+#: Why a result has no text answer: its checkpoint was never taught to write one.
 NO_ANSWER_NOTE = "This checkpoint was trained without an answer loss: it gives masks only."
-NO_TARGET = "No target in this image."
+#: An empty mask: the model's explicit "nothing here" (`Result.found` False).
+NO_TARGET = "No target found in this image."
 
 
 def _now_utc() -> str:
@@ -233,51 +224,3 @@ class Result:
             "geo": self.properties if self.georeferenced else None,
         }
 
-
-def write_result(result: Result, out_dir: str | Path, stem: str, *, geotiff: bool | None = None,
-                 imagery: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write a run's files into ``out_dir``, names starting with ``stem``, and return them.
-
-    With the image in memory (a GeoImage): the mask (0/255), overlay and probability PNGs.
-    ``geotiff`` (default: when georeferenced): the mask GeoTIFF in the source CRS and grid.
-    Georeferenced: the GeoJSON regions and the map file anyone can open (`segearth.maps`). ``imagery``: the image itself as a GeoTIFF (fetched
-    tiles). Always the JSON record (`Result.record()` plus ``extra`` and the file names), last.
-    Everything is computed before the first write, and each write is atomic.
-    """
-    out_dir = Path(out_dir)
-    mask, features = result.mask, result.features
-    georeferenced = result.georeferenced
-    page = render_map(result) if georeferenced else None
-    written: dict[str, Path] = {}
-    if isinstance(result.geo, GeoImage):
-        image = result.geo.image
-        written["mask_png"] = save_png(mask.astype(np.uint8) * 255, out_dir / f"{stem}_mask.png")
-        written["overlay_png"] = save_png(blend(image, mask), out_dir / f"{stem}_overlay.png")
-        written["probability_png"] = save_png(probability_image(result.probability),
-                                              out_dir / f"{stem}_probability.png")
-    if georeferenced if geotiff is None else geotiff:
-        written["mask_geotiff"] = write_mask_geotiff(mask, result.geo, out_dir / f"{stem}_mask.tif",
-                                                     tags=result.properties)
-    if features is not None:
-        written["geojson"] = write_geojson(features, out_dir / f"{stem}_mask.geojson")
-    if page is not None:
-        with atomic_path(out_dir / f"{stem}_map.html") as tmp:
-            tmp.write_text(page, encoding="utf-8")
-        written["map_html"] = out_dir / f"{stem}_map.html"
-    if imagery and isinstance(result.geo, GeoImage):
-        source = result.geo.source
-        written["image_geotiff"] = write_image_geotiff(
-            result.geo, out_dir / f"{stem}_image.tif",
-            tags={"attribution": source.get("attribution"), "zoom": source.get("zoom")})
-    written["json"] = write_record(result, out_dir / f"{stem}.json", written, extra)
-    return written
-
-
-def write_record(result: Result, path: Path, files: dict[str, Path], extra: dict[str, Any] | None = None) -> Path:
-    """The JSON record (`Result.record()` plus ``extra`` and the names of ``files``), atomically:
-    also how a streamed run's record gets its answer once the answer is complete."""
-    record = result.record() | (extra or {})
-    record["files"] = {kind: file.name for kind, file in files.items() if kind != "json"}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2, default=str))
-    return path

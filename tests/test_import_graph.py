@@ -1,6 +1,8 @@
 """The package's layers import downwards only: no module of segearth/ or app/ can reach itself
-through its imports, module-level or deferred inside a function (a deferred import only hides a
-cycle: checkpoints <-> model and evaluation <-> report were such)."""
+through its imports, module-level, deferred inside a function or for type checking only (a
+deferred or typing-only import only hides a cycle: checkpoints <-> model, evaluation <-> report
+and result <-> maps were such). And app/ is a client of the library like any other: it imports
+the library's public names only, never the model's internals (`segearth.model`)."""
 from __future__ import annotations
 
 import ast
@@ -17,8 +19,9 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """Project modules `path` imports anywhere in it, except under `if TYPE_CHECKING:`."""
+def imports_of(path: Path, modules: set[str], typing: bool = True) -> set[str]:
+    """Project modules `path` imports anywhere in it; under `if TYPE_CHECKING:` too unless not
+    `typing`."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
@@ -27,7 +30,7 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
                    if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
                    for n in ast.walk(block)}
     for node in ast.walk(tree):
-        if id(node) in typing_only:
+        if id(node) in typing_only and not typing:
             continue
         targets: list[str] = []
         if isinstance(node, ast.Import):
@@ -48,10 +51,29 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(typing: bool = True) -> dict[str, set[str]]:
     paths = [p for package in PACKAGES for p in (REPO / package).rglob("*.py")]
     modules = {module_name(p) for p in paths}
-    return {module_name(p): imports_of(p, modules) for p in paths}
+    return {module_name(p): imports_of(p, modules, typing) for p in paths}
+
+
+def library_names_used(path: Path) -> set[str]:
+    """What `path` imports from segearth, as dotted names: `from segearth.x import y` gives
+    "segearth.x.y", `import segearth.x` "segearth.x"."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.split(".")[0] == "segearth"}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module \
+                and node.module.split(".")[0] == "segearth":
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def private_or_internal(name: str) -> bool:
+    """A name app/ must not import: the model's internals or anything with a leading underscore."""
+    parts = name.split(".")
+    return parts[:2] == ["segearth", "model"] or any(part.startswith("_") for part in parts)
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -86,6 +108,24 @@ def test_graph_has_the_known_edges():
     assert "segearth.regions" in graph["segearth.result"]  # from .regions import ...
     assert "segearth.geo" in graph["app.sources"]  # from segearth.geo import ...
     assert "segearth.checkpoints" in graph["segearth.predictor"]  # deferred, inside a method
+    assert "segearth.result" in graph["segearth.maps"]  # under `if TYPE_CHECKING:`
+    assert "segearth.result" not in import_graph(typing=False)["segearth.maps"]
+
+
+def test_the_checks_see_a_private_import(tmp_path):
+    client = tmp_path / "client.py"
+    client.write_text("from segearth.model.generation import AnswerStream\n"
+                      "from segearth.predictor import _sigmoid\nimport segearth.maps\n")
+    used = library_names_used(client)
+    assert used == {"segearth.model.generation.AnswerStream", "segearth.predictor._sigmoid",
+                    "segearth.maps"}
+    assert [private_or_internal(name) for name in sorted(used)] == [False, True, True]
+
+
+def test_app_imports_only_the_librarys_public_names():
+    used = {f"{path.relative_to(REPO)}: {name}" for path in (REPO / "app").rglob("*.py")
+            for name in library_names_used(path) if private_or_internal(name)}
+    assert not used, sorted(used)
 
 
 @pytest.mark.parametrize("package", PACKAGES)

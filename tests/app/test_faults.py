@@ -130,7 +130,7 @@ def test_a_model_load_out_of_memory(error, app_environ, models, checkpoint, plai
 def test_disk_full_while_writing_outputs_leaves_no_partial_file(app_environ, models, checkpoint,
                                                                 plain_image, monkeypatch,
                                                                 tmp_path, run_log):
-    import segearth.result
+    import segearth.outputs
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -141,7 +141,7 @@ def test_disk_full_while_writing_outputs_leaves_no_partial_file(app_environ, mod
     with serve(app_environ, models) as url:
         visitor, next_visitor = Client(url, verbose=False), Client(url, verbose=False)
         # The PNGs and the JSON record are written; the GeoTIFF is next, and the disk is full.
-        monkeypatch.setattr(segearth.result, "write_mask_geotiff", no_space)
+        monkeypatch.setattr(segearth.outputs, "write_mask_geotiff", no_space)
         with pytest.raises(AppError, match=r"could not write this run's files \(its disk is "
                                            r"full\), so there is nothing to download"):
             run(visitor, checkpoint)

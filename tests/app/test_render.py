@@ -33,23 +33,3 @@ def test_a_large_mask_is_shrunk_but_keeps_its_place():
         [transform.c, transform.c + 0.5 * width], [transform.f, transform.f - 0.5 * height])
     np.testing.assert_allclose(layer["bounds"], [[south, west], [north, east]], atol=1e-9)
 
-
-def test_region_view_crops_to_the_region_and_highlights_its_outline():
-    from app.render import region_view
-    from segearth import Result
-    from segearth.visualize import HIGHLIGHT_COLOR
-
-    probability = np.zeros((200, 300), np.float32)
-    probability[20:80, 30:130] = 0.9  # region 1, 6000 px
-    probability[150:160, 250:260] = 0.8  # region 2, 100 px
-    result = Result("q", probability, 0.5, None, GeoImage(np.zeros((200, 300, 3), np.uint8)))
-
-    view = region_view(result, 2, opacity=0.5)
-    assert view.shape == (48, 48, 3)  # the 10 px square with 19 px of context on each side
-    highlighted = (view == HIGHLIGHT_COLOR).all(axis=-1)
-    assert highlighted.sum() == 36  # the square's one-pixel boundary, and nothing of region 1
-    rows, cols = np.nonzero(highlighted)
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (19, 28, 19, 28)
-
-    big = region_view(result, 1, opacity=0.5)  # 60 x 100 px, 50 % margin, cut at the top
-    assert big.shape == (80 + 30, 130 + 50, 3)

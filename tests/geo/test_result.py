@@ -141,3 +141,22 @@ def test_polygons_lie_inside_a_drawn_polygon(tile_server, tmp_path):
     assert all(triangle.distance(Point(x, y)) < 1e-12 for x, y in vertices(feature["geometry"]))
     red_in_triangle = triangle.intersection(box(*RED_BOX))
     assert outline.symmetric_difference(red_in_triangle).area < 0.05 * red_in_triangle.area
+
+
+def test_region_view_crops_to_the_region_and_highlights_its_outline():
+    from segearth.visualize import HIGHLIGHT_COLOR, region_view
+
+    probability = np.zeros((200, 300), np.float32)
+    probability[20:80, 30:130] = 0.9  # region 1, 6000 px
+    probability[150:160, 250:260] = 0.8  # region 2, 100 px
+    result = Result("q", probability, 0.5, None, GeoImage(np.zeros((200, 300, 3), np.uint8)))
+
+    view = region_view(result, 2, opacity=0.5)
+    assert view.shape == (48, 48, 3)  # the 10 px square with 19 px of context on each side
+    highlighted = (view == HIGHLIGHT_COLOR).all(axis=-1)
+    assert highlighted.sum() == 36  # the square's one-pixel boundary, and nothing of region 1
+    rows, cols = np.nonzero(highlighted)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (19, 28, 19, 28)
+
+    big = region_view(result, 1, opacity=0.5)  # 60 x 100 px, 50 % margin, cut at the top
+    assert big.shape == (80 + 30, 130 + 50, 3)
