@@ -14,7 +14,6 @@ an image linearly between its corners, so anything in another CRS is reprojected
 from __future__ import annotations
 
 import base64
-import html
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +25,13 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from .geo.raster import GeoImage, lonlat_transformer
 from .geo.tiles import TileSource
+from .templates import render
 from .vendor import LEAFLET_DIR
 from .visualize import MASK_COLOR, OUTLINE_COLOR, rgb_hex
 
 if TYPE_CHECKING:
+    import folium
+
     from .result import Result
 
 WEB_MERCATOR = CRS.from_epsg(3857)
@@ -122,12 +124,17 @@ def _summary_box(record: dict[str, Any]) -> str:
     rows = [("Question", record["question"]), ("Answer", answer), ("Found", found),
             ("Model", f"{record['checkpoint']} at threshold {record['threshold']:.2f}"),
             ("Run", record["time_utc"])]
-    body = "".join(f"<div><b>{name}:</b> {html.escape(str(text))}</div>"
-                   for name, text in rows if text)
-    return ('<div class="segearth-summary" style="position:absolute;left:54px;top:10px;'
-            'z-index:1001;max-width:380px;background:rgba(255,255,255,.93);padding:8px 10px;'
-            'border-radius:4px;box-shadow:0 1px 5px rgba(0,0,0,.4);font:13px/1.4 sans-serif">'
-            f"{body}</div>")
+    return render("map_summary.html", rows=rows)
+
+
+def _verbatim(html: str) -> folium.Element:
+    """A folium element that inserts ``html`` as it is. ``folium.Element(html)`` would compile
+    ``html`` as a jinja2 template, so a question holding ``{{ ... }}`` would run as code."""
+    import folium
+
+    element = folium.Element("{{ this.content }}")
+    element.content = html
+    return element
 
 
 def render_map(result: Result) -> str:
@@ -149,11 +156,10 @@ def render_map(result: Result) -> str:
     # Leaflet inlined instead of folium's CDN links (jQuery, Bootstrap... are for features
     # not used here), so the file works offline.
     fmap.default_js, fmap.default_css = [], []
-    header = fmap.get_root().header
-    header.add_child(folium.Element(f"<style>{(LEAFLET_DIR / 'leaflet.css').read_text()}</style>"),
-                     name="leaflet_css")
-    header.add_child(folium.Element(f"<script>{(LEAFLET_DIR / 'leaflet.js').read_text()}</script>"),
-                     name="leaflet")
+    # The title is ours too: folium's page template does not escape it.
+    fmap.get_root().header.add_child(_verbatim(render(
+        "map_head.html", question=result.question, leaflet_css=(LEAFLET_DIR / "leaflet.css").read_text(),
+        leaflet_js=(LEAFLET_DIR / "leaflet.js").read_text())), name="segearth_head")
     folium.TileLayer(basemap.url, attr=basemap.attribution, name=f"{basemap.name} (online)",
                      max_zoom=basemap.max_zoom).add_to(fmap)
     folium.raster_layers.ImageOverlay(
@@ -171,6 +177,5 @@ def render_map(result: Result) -> str:
         ).add_to(fmap)
     folium.LayerControl(collapsed=False).add_to(fmap)
     fmap.fit_bounds(bounds)
-    fmap.get_root().html.add_child(folium.Element(_summary_box(record)))
-    fmap.get_root().title = f"SegEarth-R1: {result.question}"
+    fmap.get_root().html.add_child(_verbatim(_summary_box(record)))
     return fmap.get_root().render()

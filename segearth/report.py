@@ -7,7 +7,7 @@ fails (missed small objects, spills into the padding, answers to the wrong quest
 """
 from __future__ import annotations
 
-import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -17,6 +17,7 @@ from PIL import Image
 from .data.types import Sample
 from .evaluation import FRAMES, METRICS, Comparison, EvalResult, ItemRecord, PackedMask, run_label
 from .image_processing import Geometry, canvas_to_image, load_image
+from .templates import render
 from .visualize import blend
 
 THUMBNAIL = 320
@@ -111,26 +112,22 @@ def _save_figure(fig, path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-# --- html --------------------------------------------------------------------------------------
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
-table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}.charts img{max-width:48%;margin:4px;border:1px solid #eee}
-.gallery{display:flex;flex-wrap:wrap;gap:14px}.gallery-item{border:1px solid #ccc;padding:8px;max-width:100%}
-.gallery-item img{width:220px;margin-right:4px;vertical-align:top}.meta{color:#555;font-size:90%;max-width:680px}
-.key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
-"""
+# --- html (templates in segearth/templates/, every value escaped) ------------------------------
+Colour = tuple[int, int, int]
 
 
-def _page(title: str, body: str) -> str:
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
+@dataclass
+class GalleryItem:
+    """One case in a gallery: its pictures (image, ground truth, each run's prediction), then its
+    text: the id and size, question and answers (None shows as "none"), the scores."""
 
-
-def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> str:
-    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table>{head}{body}</table>"
+    id: str
+    size: str
+    category: str | None
+    empty_target: bool
+    texts: list[tuple[str, str | None]]
+    scores: str
+    panels: list[str]
 
 
 def _metric_rows(summary: Mapping[str, Mapping[str, float]]) -> list[list[str]]:
@@ -138,19 +135,8 @@ def _metric_rows(summary: Mapping[str, Mapping[str, float]]) -> list[list[str]]:
             for frame in FRAMES if summary.get(frame)]
 
 
-def _key(*entries: tuple[str, tuple[int, int, int]]) -> str:
-    spans = "".join(f"<span style='background:rgb{c}'></span>{html.escape(n)}" for n, c in entries)
-    return f"<p class='key'>{spans}</p>"
-
-
-def _figure(panels: list[str], caption_lines: list[str]) -> str:
-    images = "".join(f"<img src='{p}' alt=''>" for p in panels)
-    text = "".join(f"<div>{line}</div>" for line in caption_lines)
-    return f"<div class='gallery-item'>{images}<div class='meta'>{text}</div></div>"
-
-
-def _text(label: str, value: str | None) -> str:
-    return f"<b>{label}:</b> {html.escape(value) if value else '<i>none</i>'}"
+def _key(*entries: tuple[str, Colour]) -> list[dict[str, str]]:
+    return [{"name": name, "css": f"rgb{colour}"} for name, colour in entries]
 
 
 def worst_and_best(items: Sequence[ItemRecord], count: int) -> tuple[list[ItemRecord], list[ItemRecord]]:
@@ -180,50 +166,35 @@ def write_report(result: EvalResult, samples: Mapping[str, Sample], folder: Path
              ("device", provenance.get("device")), ("items", str(len(result.items))),
              ("skipped (no ground truth)", str(meta.get("skipped_without_mask", 0))),
              ("seconds", str(meta.get("seconds"))), ("created", meta.get("created"))]
-    body = [
-        _table(None, [[k, str(v)] for k, v in facts if v is not None]),
-        "<h2>Metrics (%)</h2>",
-        _table(["frame", *METRICS, "items"], _metric_rows(summary)),
-        "<p class='meta'>canvas: the authors' evaluation on the padded 1024 canvas; image: at the "
-        "image's own size; empty_target / target_present: canvas metrics on those items only "
-        "(an empty target scores 1 only if nothing is predicted).</p>",
-        "<div class='charts'>" + "".join(f"<img class='chart' src='{c}' alt='chart'>" for c in charts) + "</div>",
-    ]
-    if categories:
-        body.append(_table(["category", *METRICS, "items"],
-                           [[name] + [f"{100 * row[m]:.2f}" for m in METRICS] + [str(row["count"])]
-                            for name, row in categories.items()]))
-    body.append(_key(("ground truth", TARGET_COLOUR), ("prediction", PREDICTION_COLOUR)))
-    for title, chosen in (("Worst cases", worst), ("Best cases", best)):
-        body.append(f"<h2>{title}</h2><div class='gallery'>")
-        for record in chosen:
-            scores = f"IoU canvas {record.iou_canvas:.4f}, image size {record.iou_image:.4f}"
-            body.append(_gallery_item(record, samples[record.id], [(result.masks, PREDICTION_COLOUR)],
-                                      folder, scores))
-        body.append("</div>")
+    galleries = [(heading, [_gallery_item(record, samples[record.id], [(result.masks, PREDICTION_COLOUR)], folder,
+                                          f"IoU canvas {record.iou_canvas:.4f}, image size {record.iou_image:.4f}")
+                            for record in chosen])
+                 for heading, chosen in (("Worst cases", worst), ("Best cases", best))]
+    page = render("evaluation.html", title=f"SegEarth-R1 evaluation: {run_label(result)}",
+                  facts=[[k, str(v)] for k, v in facts if v is not None],
+                  metric_header=["frame", *METRICS, "items"], metric_rows=_metric_rows(summary),
+                  chart_paths=charts, category_header=["category", *METRICS, "items"],
+                  category_rows=[[name] + [f"{100 * row[m]:.2f}" for m in METRICS] + [str(row["count"])]
+                                 for name, row in categories.items()],
+                  key_entries=_key(("ground truth", TARGET_COLOUR), ("prediction", PREDICTION_COLOUR)),
+                  galleries=galleries)
     index = folder / "index.html"
-    index.write_text(_page(f"SegEarth-R1 evaluation: {run_label(result)}", "".join(body)), encoding="utf-8")
+    index.write_text(page, encoding="utf-8")
     return index
 
 
-Colour = tuple[int, int, int]
-
-
 def _gallery_item(record: ItemRecord, sample: Sample, runs: Sequence[tuple[Mapping[str, PackedMask], Colour]],
-                  folder: Path, scores: str) -> str:
+                  folder: Path, scores: str) -> GalleryItem:
     """Image, ground truth, then each run's prediction; question, answers and ``scores`` below."""
     image = load_image(record.image_path)
     panels = [(sample.mask, TARGET_COLOUR)]
     panels += [(prediction_at_image_size(record, masks[record.id].unpack()), colour) for masks, colour in runs]
     safe = "".join(c if c.isalnum() else "_" for c in record.id)
-    paths = _save_panels(folder / "gallery", safe, image, panels)
-    lines = [f"<b>{html.escape(record.id)}</b> {record.width}x{record.height}"
-             + (f", {html.escape(record.category)}" if record.category else "")
-             + (", empty target" if record.empty_target else ""),
-             _text("Question", record.question), _text("Reference answer", record.reference_answer)]
+    texts = [("Question", record.question), ("Reference answer", record.reference_answer)]
     if record.answer is not None:
-        lines.append(_text("Model answer", record.answer))
-    return _figure(paths, [*lines, scores])
+        texts.append(("Model answer", record.answer))
+    return GalleryItem(record.id, f"{record.width}x{record.height}", record.category, record.empty_target,
+                       texts, scores, _save_panels(folder / "gallery", safe, image, panels))
 
 
 def write_compare_report(comparison: Comparison, samples: Mapping[str, Sample], folder: Path,
@@ -245,21 +216,20 @@ def write_compare_report(comparison: Comparison, samples: Mapping[str, Sample], 
         _iou_histogram({"a vs b": [i["mask_iou"] for i in comparison.items]},
                        folder / "charts" / "mask_agreement.png", "IoU between the two runs' masks"),
     ]
-    body = [
-        f"<p>a = {html.escape(label_a)}, b = {html.escape(label_b)}; mean IoU between their masks "
-        f"{comparison.mean_mask_iou:.4f} over {len(comparison.items)} items.</p>",
-        "<h2>Metrics (%)</h2>", _table(["", *METRICS], rows),
-        "<div class='charts'>" + "".join(f"<img class='chart' src='{c}' alt='chart'>" for c in charts) + "</div>",
-        _key(("ground truth", TARGET_COLOUR), ("a", PREDICTION_COLOUR), ("b", OTHER_PREDICTION_COLOUR)),
-        "<h2>Biggest disagreements</h2><div class='gallery'>",
-    ]
     records_b = {r.id: r for r in b.items}
+    items = []
     for item in sorted(comparison.items, key=lambda i: (i["mask_iou"], i["id"]))[:gallery]:
         record = records_b[item["id"]]
-        body.append(_gallery_item(
+        items.append(_gallery_item(
             record, samples[record.id], [(a.masks, PREDICTION_COLOUR), (b.masks, OTHER_PREDICTION_COLOUR)],
             folder, f"IoU canvas a {item['iou_a']:.4f}, b {item['iou_b']:.4f}; masks a vs b {item['mask_iou']:.4f}"))
-    body.append("</div>")
+    page = render("comparison.html", title=f"SegEarth-R1 comparison: {label_a} vs {label_b}",
+                  label_a=label_a, label_b=label_b, mean_mask_iou=comparison.mean_mask_iou,
+                  item_count=len(comparison.items), metric_header=["", *METRICS], metric_rows=rows,
+                  chart_paths=charts,
+                  key_entries=_key(("ground truth", TARGET_COLOUR), ("a", PREDICTION_COLOUR),
+                                   ("b", OTHER_PREDICTION_COLOUR)),
+                  items=items)
     index = folder / "index.html"
-    index.write_text(_page(f"SegEarth-R1 comparison: {label_a} vs {label_b}", "".join(body)), encoding="utf-8")
+    index.write_text(page, encoding="utf-8")
     return index

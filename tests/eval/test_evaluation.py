@@ -132,3 +132,22 @@ def test_report_and_compare_report_are_written(samples, result, tmp_path):
     page = index.read_text()
     assert page.count("class='gallery-item'") == 1 and "square#0" in page  # the biggest disagreement
     assert len(list((tmp_path / "compare" / "gallery").glob("*.png"))) == 4
+
+
+#: Text from a dataset or a user that must reach a page as text: markup, and a template expression
+#: (which a page rendered by string-built templates would evaluate).
+HOSTILE = '<script>alert("x")</script> {{ 7*7 }} & \'quotes\''
+
+
+def test_report_shows_hostile_text_as_text(samples, tmp_path):
+    """Ids, questions, answers and categories come from dataset files: escaped in both reports."""
+    hostile = [Sample(f"{HOSTILE} id", samples[0].image_path, [f"{HOSTILE} segment left"], [HOSTILE],
+                      mask=samples[0].mask, category=HOSTILE)]
+    run = evaluate(FakePredictor(), hostile, progress=False, keep_masks=True)
+    by_id = dict(zip(item_ids(hostile), hostile))
+    pages = [write_report(run, by_id, tmp_path / "report", gallery=1).read_text(),
+             write_compare_report(compare(run, run), by_id, tmp_path / "compare", gallery=1).read_text()]
+    escaped = '&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; {{ 7*7 }} &amp; &#39;quotes&#39;'
+    for page in pages:
+        assert "<script" not in page and escaped in page
+        assert page.count(escaped) >= 3  # id, question, reference answer (and category in the report)

@@ -147,3 +147,20 @@ def test_area_map_file_shows_the_loopback_basemap_and_covers_the_drawn_area(brow
         assert page.locator(".leaflet-overlay-pane path.leaflet-interactive").count() == 1
         assert "Test tiles (c) nobody" in page.inner_text(".leaflet-control-attribution")
         assert page.locator("img.leaflet-image-layer").count() == 2  # imagery and mask
+
+
+def test_map_file_shows_a_hostile_question_as_text(browser, tmp_path):
+    """The question is the visitor's: in the title and the summary box it stays text. Markup is
+    escaped, and a template expression is not evaluated (folium compiles an element's HTML as a
+    template, so the box is inserted verbatim)."""
+    question = '<script>alert("x")</script> {{ 7*7 }} Which structures are painted red?'
+    out = predict_geo(RedPredictor(), red_geotiff(tmp_path), question, tmp_path / "out")
+    html = out["map_html"].read_text()
+    assert "<script>alert" not in html and html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 2
+    dialogs: list[str] = []
+    basemap = TileSource.default().url.split("{")[0]
+    with offline_page(browser, out["map_html"], basemap) as (page, _):
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        assert page.title() == f"SegEarth-R1: {question}"
+        assert f"Question: {question}" in page.inner_text(".segearth-summary")
+    assert not dialogs
