@@ -39,6 +39,7 @@ import functools
 import importlib
 import re
 import shlex
+import subprocess
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -351,13 +352,14 @@ def check_commands(text: str) -> list[str]:
 
 
 @functools.cache
-def _top_level() -> tuple[str, ...]:
-    return tuple(sorted(p.name for p in REPO.iterdir() if not p.name.startswith(".") and p.name != "__pycache__"
-                        and (p.is_dir() or p.suffix)))
+def _top_level_folders() -> tuple[str, ...]:
+    """The repository's own top-level folders: tracked by git (not outputs such as test-artifacts/)."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return tuple(sorted({line.split("/")[0] for line in tracked.splitlines() if "/" in line}))
 
 
 def check_paths(text: str) -> list[str]:
-    names = "|".join(re.escape(n) for n in _top_level() if (REPO / n).is_dir())
+    names = "|".join(re.escape(n) for n in _top_level_folders())
     pattern = re.compile(rf"(?<![\w./@:-])((?:{names})/[^\s`'\"()\[\],;:<>|]*)")
     problems = []
     for path in sorted(set(pattern.findall(text))):
