@@ -3,22 +3,29 @@ start-up in the main process (where `spaces` records the placement and no CUDA c
 and only the computation runs inside `@spaces.GPU`, in a worker that the platform forks for
 the call with a GPU attached for at most `duration` seconds (shorter durations queue first).
 
-Inputs are checked before the call (a refusal inside it still spends the visitor's quota), and
-the call returns plain data: a `Result` holds numpy arrays only. Nothing a call computes
-outlives it, so a follow-up question encodes its image again: carrying the image's state (108
-MB in bf16) out of the call and back in measured 390 ms on an H200, encoding it 150 ms
-(docs/speed.md, "On a GPU").
+One call per question, a generator (`spaces` runs it in the worker and relays what it yields):
+it yields the mask's result first, so the page shows the mask as soon as it would on a CPU, then
+the answer's text pieces as they are decoded, then the final text. Inputs are checked before the
+call (a refusal inside it still spends the visitor's quota), and what the call yields is plain
+data (a `Result` holds numpy arrays only; pieces are strings). Asking again closes the call's
+generator in the main process: `spaces` then stops the worker's generator at its next piece, so
+no quota is spent on text nobody reads. Nothing a call computes outlives it, so a follow-up
+question encodes its image again: carrying the image's state (108 MB in bf16) out of the call and
+back in measured 390 ms on an H200, encoding it 150 ms (docs/speed.md, "On a GPU").
 
 Everywhere else (no `spaces`, or `spaces` outside a ZeroGPU Space, where its decorator returns
 the function unchanged) `gpu` changes nothing and `active()` is False.
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, TypeVar
 
-from segearth import Result
+from transformers.generation.streamers import BaseStreamer
+
+from segearth import AnswerStream, Result
 from segearth.geo import GeoImage
 from segearth.predictor import Predictor
 from segearth.regions import MIN_REGION_PX
@@ -29,9 +36,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Seconds asked for one call, from `benchmarks/gpu_check.py` on an H200 with margin for a
 #: slice and a fresh worker (CUDA start, weights onto the GPU): the mask took 0.4 s, 32 answer
-#: tokens 3.5 s, so up to 64 tokens 7 s.
+#: tokens 3.5 s, so up to 64 tokens 7 s. A call asked again ends early, and the quota counts the
+#: seconds used, not those asked.
 MASK_SECONDS = 10
 ANSWER_SECONDS = 10
+
+
+class Mask(NamedTuple):
+    """What a call yields first: the seconds spent encoding the image and the mask's result
+    (no answer yet)."""
+
+    encode_s: float
+    result: Result
+
+
+class Answered(NamedTuple):
+    """What a call yields last: the answer's final text (None for a checkpoint without answers;
+    it can be shorter than the pieces, see `AnswerStream`)."""
+
+    text: str | None
 
 
 def gpu(duration: int | Callable[..., int]) -> Callable[[F], F]:
@@ -43,10 +66,9 @@ def gpu(duration: int | Callable[..., int]) -> Callable[[F], F]:
     return spaces.GPU(duration=duration)
 
 
-def call_seconds(predictor: Predictor, image: GeoImage, question: str, threshold: float,
-                 answer: bool = True) -> int:
+def call_seconds(predictor: Predictor, image: GeoImage, question: str, threshold: float) -> int:
     """The duration of one `ask` call, from its arguments (spaces calls it with them)."""
-    return MASK_SECONDS + (ANSWER_SECONDS if answer and predictor.config.answers else 0)
+    return MASK_SECONDS + (ANSWER_SECONDS if predictor.config.answers else 0)
 
 
 def load(checkpoint: str, precision: str) -> Predictor:
@@ -54,18 +76,52 @@ def load(checkpoint: str, precision: str) -> Predictor:
     return Predictor.from_pretrained(checkpoint, precision=precision, device="cuda")
 
 
-def ask(predictor: Predictor, image: GeoImage, question: str, threshold: float) -> tuple[float, Result]:
-    """(seconds spent on the image, the result with its answer), computed in one GPU call after
-    the inputs are checked here, in the main process."""
+def ask(predictor: Predictor, image: GeoImage, question: str,
+        threshold: float) -> tuple[float, Result, AnswerStream]:
+    """(seconds spent on the image, the mask's result, the answer as a stream), from one GPU call
+    started after the inputs are checked here, in the main process. Returns when the call has
+    yielded the mask; the stream relays the call's pieces as it is read, and closing it (or
+    dropping it unread: its generator is closed when freed) ends the call."""
     check_threshold(threshold)
     predictor.question_ids(question)
-    return _ask(predictor, image, question, threshold)
+    call = _ask(predictor, image, question, threshold)
+    try:
+        mask = next(call)
+    except BaseException:
+        call.close()
+        raise
+    return mask.encode_s, mask.result, AnswerStream(
+        predictor.tokenizer, lambda streamer, cancel: _relay(call, streamer, cancel))
+
+
+def _relay(call: Iterator[Any], streamer: BaseStreamer, cancel: threading.Event) -> str | None:
+    """Hand the call's pieces to the stream's reader until the final text, or until the reader
+    stops (`cancel`): the call is closed then, which stops the GPU worker at its next piece."""
+    try:
+        for item in call:
+            if cancel.is_set():
+                return None
+            if isinstance(item, Answered):
+                return item.text
+            streamer.on_finalized_text(item)
+        return None
+    finally:
+        call.close()
 
 
 @gpu(duration=call_seconds)
-def _ask(predictor: Predictor, image: GeoImage, question: str, threshold: float,
-         answer: bool = True) -> tuple[float, Result]:
+def _ask(predictor: Predictor, image: GeoImage, question: str,
+         threshold: float) -> Iterator[Mask | str | Answered]:
+    """The GPU call: the mask's result, then the answer's pieces and its final text."""
     start = time.perf_counter()
     predictor.set_image(image)
     encode = time.perf_counter() - start
-    return encode, predictor.predict(question, threshold=threshold, answer=answer, min_region_px=MIN_REGION_PX)
+    result = predictor.predict(question, threshold=threshold, answer=False,
+                               min_region_px=MIN_REGION_PX)
+    yield Mask(encode, result)
+    stream = predictor.answer_stream(result)
+    try:
+        yield from stream
+    finally:
+        stream.close()  # the caller closed the call: stop decoding at the next token
+    yield Answered(stream.text)

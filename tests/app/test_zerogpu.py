@@ -1,10 +1,16 @@
 """ZeroGPU the platform's documented way, without a GPU: a stand-in `spaces` that records what
-the app asks of it, with every `torch.cuda` function watched and `.to("cuda")` recorded (and
-kept on the CPU, so the model still runs here)."""
+the app asks of it and holds the real package's rules for a call, with every `torch.cuda`
+function watched and `.to("cuda")` recorded (and kept on the CPU, so the model still runs here)."""
 from __future__ import annotations
 
 import importlib
+import inspect
+import io
+import pickle
+import queue
 import sys
+import threading
+import time
 import types
 from unittest import mock
 
@@ -15,6 +21,7 @@ import torch
 from app import models, zerogpu
 from segearth.errors import InputError
 from segearth.geo import GeoImage
+from segearth.model import generation
 from segearth.runtime import resolve_precision
 
 QUESTION = "Where could residents gather safely?"
@@ -24,19 +31,50 @@ CUDA_FUNCTIONS = ("is_available", "is_bf16_supported", "empty_cache", "synchroni
                   "max_memory_allocated", "reset_peak_memory_stats", "mem_get_info", "init", "set_device")
 
 
+class PlainData(pickle.Pickler):
+    """What crosses from the GPU worker to the main process: pickled, and never a tensor (its
+    storage is the GPU's, which the main process must not touch)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, (torch.Tensor, torch.nn.Module)):
+            raise pickle.PicklingError(f"a {type(obj).__name__} crossed out of the GPU call")
+        return NotImplemented
+
+
+def across(value):
+    """`value` as the main process receives it from the worker."""
+    buffer = io.BytesIO()
+    PlainData(buffer).dump(value)
+    return pickle.loads(buffer.getvalue())
+
+
 class StandInSpaces(types.ModuleType):
     """Records the decorations with their durations, the calls with the seconds asked, and
-    whether a call is running (`inside`), as the real package's GPU worker would bracket it."""
+    whether a call is running (`inside`), as the real package's GPU worker would bracket it.
+
+    A generator function follows spaces 0.51.3's `generator_function_wrapper`: the call starts
+    (and its duration is asked) at the first `next`; the function runs in a worker of its own (a
+    thread here, a forked process there), which sends each value it yields to the main process,
+    pickled, and runs on without waiting for it to be read; closing the main process's generator
+    sets the worker's stop event, which the worker checks each time the function has yielded its
+    next value (and then closes the function's generator), and the main process waits for the
+    worker to end. `ended` counts the calls whose worker has ended, `after_stop` the values
+    functions yielded once their stop event was set (the real worker's too: it cannot stop a
+    function between two values)."""
 
     def __init__(self):
         super().__init__("spaces")
         self.decorated: list[tuple[str, object]] = []
         self.calls: list[tuple[str, int]] = []
         self.inside = False
+        self.ended = 0
+        self.after_stop = 0
 
     def GPU(self, duration):  # noqa: N802 - the real package's name
         def decorate(fn):
             self.decorated.append((fn.__name__, duration))
+            if inspect.isgeneratorfunction(fn):
+                return self._generator_call(fn, duration)
 
             def wrapper(*args, **kwargs):
                 seconds = duration(*args, **kwargs) if callable(duration) else duration
@@ -48,6 +86,56 @@ class StandInSpaces(types.ModuleType):
                     self.inside = False
             return wrapper
         return decorate
+
+    def _generator_call(self, fn, duration):
+        def main_side(*args, **kwargs):
+            seconds = duration(*args, **kwargs) if callable(duration) else duration
+            self.calls.append((fn.__name__, seconds))
+            values: queue.Queue = queue.Queue()
+            stop = threading.Event()
+
+            def worker() -> None:
+                self.inside = True
+                try:
+                    gen = fn(*args, **kwargs)
+                    while True:
+                        try:
+                            value = next(gen)
+                        except StopIteration:
+                            break
+                        except Exception as err:  # noqa: BLE001 - raised in the main process
+                            values.put(("error", err))
+                            return
+                        if stop.is_set():
+                            self.after_stop += 1
+                            gen.close()
+                            break
+                        try:
+                            values.put(("value", across(value)))
+                        except pickle.PicklingError as err:
+                            values.put(("error", err))
+                            return
+                finally:
+                    self.inside = False
+                    self.ended += 1
+                    values.put(("end", None))
+
+            thread = threading.Thread(target=worker, name="gpu-worker", daemon=True)
+            thread.start()
+            try:
+                while True:
+                    kind, value = values.get(timeout=60)
+                    if kind == "error":
+                        raise value
+                    if kind == "end":
+                        return
+                    yield value
+            except GeneratorExit:
+                stop.set()
+                raise
+            finally:
+                thread.join()
+        return main_side
 
 
 @pytest.fixture
@@ -119,17 +207,85 @@ def test_the_model_is_placed_at_start_up_and_only_computation_runs_in_the_call(o
 
     image = GeoImage(np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8))
     result, stream, encode, answering = loaded.ask(image, QUESTION, 0.5)
-    assert list(stream) == [result.answer]  # answered inside the call: one piece
-    loaded.ask(image, "A follow-up about the same area?", 0.5)
+    assert result.answer is None  # the mask's result, yielded before the answer
+    pieces = list(stream)  # the rest of the same call
+    assert pieces and stream.text and "".join(pieces).strip().startswith(stream.text)
+    loaded.ask(image, "A follow-up about the same area?", 0.5)  # its stream dropped unread
     assert space.spaces.calls == [("_ask", module.MASK_SECONDS + module.ANSWER_SECONDS)] * 2  # each re-encodes
     assert len(space.moves) == moves_at_start_up  # nothing moved inside a call: the weights were placed
     assert isinstance(result.probability, np.ndarray) and result.mask.shape == (64, 80)  # plain arrays back
-    assert isinstance(result.answer, str) and encode > 0 and answering >= 0
+    assert isinstance(stream.text, str) and encode > 0 and answering >= 0  # text, once read
     assert "ZeroGPU" in models.runs_on(loaded.predictor)
 
     cache.get(str(tiny_checkpoint), "fp32")
     cache.get(str(tiny_checkpoint), "fp16")  # a third model evicts one, and memory is released
     assert not [name for name, inside in space.cuda_calls if not inside], space.cuda_calls
+
+
+@pytest.fixture
+def decoded_tokens(monkeypatch) -> list[float]:
+    """Every decoding step slow (0.1 s), and when each ran: an answer slow enough to watch."""
+    steps: list[float] = []
+    check = generation.RepetitionStop.__call__
+
+    def slow(self, input_ids, scores, **kwargs):
+        steps.append(time.perf_counter())
+        time.sleep(0.1)
+        return check(self, input_ids, scores, **kwargs)
+
+    monkeypatch.setattr(generation.RepetitionStop, "__call__", slow)
+    return steps
+
+
+#: A question, image and threshold for which the random tiny model finds a target and decodes
+#: an answer of several pieces (its "words").
+WORDY_QUESTION, WORDY_SEED, TARGET_THRESHOLD = "Which area would flood first?", 1, 0.05
+
+
+def test_one_call_yields_the_mask_then_the_answer_pieces(on_a_zerogpu_space, tiny_checkpoint,
+                                                          decoded_tokens):
+    space, module = on_a_zerogpu_space, on_a_zerogpu_space.module
+    loaded = models.ModelCache().get(str(tiny_checkpoint), "auto")
+    image = GeoImage(np.random.default_rng(WORDY_SEED).integers(0, 256, (64, 80, 3), np.uint8))
+    result, stream, _, _ = loaded.ask(image, WORDY_QUESTION, TARGET_THRESHOLD)
+    assert result.found and result.answer is None
+    assert space.spaces.inside and not decoded_tokens[1:]  # the mask is out; the call goes on
+    pieces = []
+    for piece in stream:
+        pieces.append((piece, len(decoded_tokens)))
+    assert len(pieces) > 1 and pieces[0][1] < len(decoded_tokens)  # piece by piece, not at the end
+    assert "".join(p for p, _ in pieces).strip().startswith(stream.text)
+    assert space.spaces.calls == [("_ask", module.MASK_SECONDS + module.ANSWER_SECONDS)]
+    assert space.spaces.ended == 1 and not space.spaces.inside
+    assert not [name for name, inside in space.cuda_calls if not inside], space.cuda_calls
+
+
+def test_closing_the_answer_ends_the_gpu_call(on_a_zerogpu_space, tiny_checkpoint, decoded_tokens):
+    """What asking again does (`Handlers.stop_answers` closes the stream): the worker stops at its
+    next piece (a word: the random model's run without spaces, so this one comes late), and
+    decoding stops with the call: no quota is spent on text nobody reads."""
+    space = on_a_zerogpu_space.spaces
+    loaded = models.ModelCache().get(str(tiny_checkpoint), "auto")
+    image = GeoImage(np.random.default_rng(WORDY_SEED).integers(0, 256, (64, 80, 3), np.uint8))
+    _, stream, _, _ = loaded.ask(image, WORDY_QUESTION, TARGET_THRESHOLD)
+    reader = iter(stream)
+    next(reader)  # the first words
+    closed_at = len(decoded_tokens)
+    stream.close()
+    assert space.ended == 1 and not space.inside  # the call is over once close returns
+    assert space.after_stop == 1  # the one piece the worker checks its stop event after
+    ended_at = len(decoded_tokens)
+    time.sleep(0.3)
+    assert len(decoded_tokens) == ended_at >= closed_at  # nothing decoded once the call ended
+    assert stream.cancelled and stream.text is None
+    assert not [t for t in threading.enumerate() if t.name in ("gpu-worker", "segearth-answer")]
+
+
+def test_what_a_call_yields_must_be_plain_data():
+    """The stand-in refuses what the real worker could not hand over: a tensor."""
+    with pytest.raises(pickle.PicklingError, match="Tensor"):
+        across({"mask": torch.zeros(2)})
+    assert across({"mask": np.zeros(2)})["mask"].shape == (2,)
 
 
 def test_inputs_are_checked_before_the_gpu_call(on_a_zerogpu_space, tiny_checkpoint):
