@@ -4,7 +4,7 @@ A newcomer copies names from the docs into a notebook or a shell; a name that is
 renamed method, a moved module, a dropped flag) costs them an afternoon. So every name below is
 checked against the code, not against a list:
 
-* **segearth names**: ``segearth.x.y`` anywhere in the text imports the longest module prefix and
+* **segearth and app names**: ``segearth.x.y`` or ``app.x.y`` anywhere in the text imports the longest module prefix and
   finds the rest as attributes (a class's attributes as for ``Class.attr`` below), unless it is a
   logger name the code passes to ``logging.getLogger``.
 * **imports**: ``from segearth... import a, b`` lines: the module imports and has each name.
@@ -210,7 +210,7 @@ def _resolve(dotted: str) -> bool:
         try:
             obj = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
-            if err.name and module_name.startswith(err.name) and err.name.startswith("segearth"):
+            if err.name and module_name.startswith(err.name) and err.name.split(".")[0] in ("segearth", "app"):
                 continue  # no such module: try the name as an attribute of its parent
             raise
         for i, attr in enumerate(parts[cut:]):
@@ -224,11 +224,14 @@ def _resolve(dotted: str) -> bool:
     return False
 
 
-_DOTTED = re.compile(r"(?<![\w./-])segearth(?:\.[A-Za-z_]\w*)+")
+_DOTTED = re.compile(r"(?<![\w./-])(?:segearth|app)(?:\.[A-Za-z_]\w*)+")
+#: `app.py` and the like are files (the path check's business), not names.
+_FILE_SUFFIXES = {"py", "md", "json", "html", "css", "js", "txt", "toml"}
 
 
 def check_segearth_names(text: str) -> list[str]:
-    return [f"`{name}` does not exist" for name in sorted(set(_DOTTED.findall(text)))
+    names = {n for n in _DOTTED.findall(text) if n.rpartition(".")[2] not in _FILE_SUFFIXES}
+    return [f"`{name}` does not exist" for name in sorted(names)
             if name not in logger_names() and not _resolve(name)]
 
 
@@ -476,6 +479,7 @@ def test_readme_is_short() -> None:
 # --- the checker itself: planted mistakes are found, real names are not -------------------------
 GOOD = """
 `segearth.checkpoints.load` and `segearth.Result`; `Predictor.from_pretrained` and `Result.found`.
+`app.py` starts `app.ui.build_app`.
 The run log goes to the logger `segearth.app.runs`.
 
 ```python
@@ -496,6 +500,7 @@ python benchmarks/first_mask.py --device cuda
 BAD = {
     "module": "`segearth.no_such_module.thing`",
     "attribute": "`segearth.checkpoints.save_pretrained`",
+    "app attribute": "`app.config.NoSuchSettings`",
     "class method": "`SegEarthR1.from_pretrained(folder)`",
     "import": "```python\nfrom segearth import Predictor, NoSuchThing\n```",
     "import module": "```python\nfrom segearth.no_such import x\n```",
