@@ -29,7 +29,8 @@ def available() -> bool:
 def route_linears(*parts: nn.Module) -> int:
     """Make every plain `nn.Linear` in `parts` use oneDNN for fp32 CPU inputs that need no
     gradient (anything else still takes `F.linear`, so training, CUDA and moves between devices
-    are unaffected); returns how many were routed. Subclasses (bitsandbytes' 8-bit layers,
+    are unaffected; so do graphs being compiled, where Inductor picks its own kernels and accepts
+    this op only for frozen weights); returns how many were routed. Subclasses (bitsandbytes' 8-bit layers,
     `nn.MultiheadAttention`'s projection) are left alone."""
     if not available():
         return 0
@@ -43,7 +44,7 @@ def route_linears(*parts: nn.Module) -> int:
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     weight = self.weight
-    if x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and not (
-            torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+    if x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32 and not torch.compiler.is_compiling() \
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
         return torch.ops.mkldnn._linear_pointwise(x, weight, self.bias, "none", [], "")
     return F.linear(x, weight, self.bias)

@@ -30,7 +30,8 @@ from .errors import InputError
 from .geo.raster import GeoImage
 from .image_processing import Geometry, ImageLike, load_image, preprocess_image
 from .model import ImageFeatures, SegEarthR1
-from .model.generation import MAX_ANSWER_TOKENS, AnswerStream, PromptPrefix, text_before_image
+from .model.generation import (MAX_ANSWER_TOKENS, AnswerStream, CompiledDecoder, PromptPrefix,
+                               compiled_decoding_pays, text_before_image)
 from .model.prompt import split_at_refer
 from .result import Result, check_threshold
 from .tokenization import description_ids, prompt_segments, seg_token_id
@@ -72,6 +73,9 @@ class Predictor:
         self._image: _ImageState | None = None
         self._text_start: PromptPrefix | None = None  # kept by the first set_image
         self._stream: AnswerStream | None = None  # the last answer asked for, maybe still decoding
+        #: Decodes answers with a compiled step when set: by `warm_up` where that pays
+        #: (`generation.compiled_decoding_pays`), by `app.zerogpu.compile_decoder` on ZeroGPU.
+        self.decoder: CompiledDecoder | None = None
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, precision: str = "auto", device: str | None = None,
@@ -80,8 +84,8 @@ class Predictor:
         first question's one-time costs now (see `warm_up`)."""
         from .checkpoints import load
 
-        runtime.resolve(precision, device)  # fail before the slow load
-        model, tokenizer, _ = load(checkpoint)
+        placement = runtime.resolve(precision, device)  # fail before the slow load
+        model, tokenizer, _ = load(checkpoint, placement=placement)  # read in its final dtypes
         predictor = cls(model, tokenizer, precision, device, checkpoint=str(checkpoint))
         if warm_up:
             predictor.warm_up()
@@ -94,12 +98,18 @@ class Predictor:
         Every image is padded to the same canvas, so this runs the vision path at exactly the
         shapes of a real request: the first user's question then finds oneDNN's primitives
         created, transformers' lazily built generation and masking code loaded and the
-        allocator's pools grown, and costs what a later question costs.
+        allocator's pools grown, and costs what a later question costs. Where compiled decoding
+        pays (`generation.compiled_decoding_pays`) its step is compiled here too, by decoding a
+        few tokens of the dummy question's answer, whatever its mask.
         """
         self.set_image(np.zeros((32, 32, 3), np.uint8))  # the first image reads the whole prefix
         # later images read it from the system prompt's cache on: other shapes, other kernels
         self.model.read_prefix(self._prefix_segments, self._image.features, self._text_start)
         self.predict(WARM_UP_QUESTION, answer=self.config.answers)
+        if self.config.answers and self.decoder is None and compiled_decoding_pays(self.device, self.precision):
+            self.decoder = CompiledDecoder(self.model.llm)
+            self.model.answer(self._image.prefix, self._image.question.embeds, self._lead_in, self._stop_ids,
+                              decoder=self.decoder, max_new_tokens=2)
         self._image = None
 
     @property
@@ -223,7 +233,8 @@ class Predictor:
     @torch.inference_mode()  # in the stream's own thread: inference mode is per thread
     def _decode(self, prefix: PromptPrefix, question: torch.Tensor, streamer: BaseStreamer,
                 cancel: threading.Event) -> str:
-        tokens = self.model.answer(prefix, question, self._lead_in, self._stop_ids, streamer=streamer, cancel=cancel)
+        tokens = self.model.answer(prefix, question, self._lead_in, self._stop_ids, streamer=streamer, cancel=cancel,
+                                   decoder=self.decoder)
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
     def _stop_answer(self) -> None:

@@ -9,6 +9,12 @@ depends on it.
 Answers are decoded greedily by `transformers`' `generate` (`inputs_embeds` over the whole
 prompt, `cache` holding all but the lead-in, so only the lead-in and the new tokens
 run) with two stopping rules of ours: the stop tokens ([SEG], end of text) and `RepetitionStop`.
+
+Or, given a `CompiledDecoder`, the same tokens from a compiled step: the lead-in is read as
+`generate` reads it, the cache is copied into a static one (fixed-size tensors, written in
+place), and each new token runs one compiled graph (`torch.compile`, or an AOTInductor program
+on ZeroGPU, `app.zerogpu`), which on a GPU replaces launching every layer's small kernels from
+Python. Where that pays is `compiled_decoding_pays` (docs/speed.md, "Compiled decoding").
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import DynamicCache, GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers.cache_utils import Cache, StaticLayer
 from transformers.generation.streamers import BaseStreamer, TextIteratorStreamer
 
 from .prompt import PromptSegment, embed_segments, split_opening
@@ -29,6 +36,17 @@ MAX_ANSWER_TOKENS = 64
 #: A generated answer stops when its last n tokens (n <= this) repeat three times in a row:
 #: users reported answers looping upstream.
 LOOP_PERIOD = 8
+#: A static cache holds the prompt and `MAX_ANSWER_TOKENS` rounded up to a multiple of this: each
+#: such size is one compiled graph (the prompts of a checkpoint differ by their question only).
+STATIC_CACHE_STEP = 128
+#: Where a compiled decoding step measured faster than eager decoding, by (device type,
+#: precision): on a GPU the step is launch-bound (docs/speed.md: 110 ms a token on an H200 for
+#: weights read in under 1 ms); on this project's CPU the measurement is in docs/speed.md,
+#: "Compiled decoding". int8/int4 decode eagerly: their quantised linears are not compiled here.
+COMPILED_DECODING_PAYS = {
+    ("cuda", "fp32"): True, ("cuda", "bf16"): True, ("cuda", "fp16"): True,
+    ("cpu", "fp32"): False, ("cpu", "bf16"): False,
+}
 
 
 @dataclass
@@ -118,24 +136,135 @@ def loop_period(tokens: list[int]) -> int | None:
 def generate_answer(llm: nn.Module, prefix: PromptPrefix, question: torch.Tensor,
                     lead_in: list[PromptSegment], stop_ids: list[int],
                     max_new_tokens: int = MAX_ANSWER_TOKENS, streamer: BaseStreamer | None = None,
-                    cancel: threading.Event | None = None) -> list[int]:
+                    cancel: threading.Event | None = None, decoder: CompiledDecoder | None = None) -> list[int]:
     """Greedy answer tokens after the question (its embeddings (1, R, D), already in the cache)
     and the assistant's `lead_in`; stops at `stop_ids` (not returned), `max_new_tokens`, a loop
     (one copy of the repeated piece kept) or `cancel` being set. `streamer` (transformers'
-    streamer API) is handed each token as it is decoded."""
+    streamer API) is handed each token as it is decoded. With `decoder` the new tokens come from
+    its compiled step (the same tokens, `tests/model/test_compiled_decoding.py`)."""
     prompt = torch.cat([prefix.embeds, question, embed_segments(llm, lead_in)], 1)
     config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
                               pad_token_id=stop_ids[0], use_cache=True)
-    out = llm.generate(inputs_embeds=prompt, cache=prefix.cache, generation_config=config, streamer=streamer,
-                       stopping_criteria=StoppingCriteriaList([RepetitionStop(), *([Cancelled(cancel)] if cancel else [])]),
-                       attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device))
-    tokens = out[0].tolist()  # with inputs_embeds only, generate returns the new tokens alone
+    stopping = StoppingCriteriaList([RepetitionStop(), *([Cancelled(cancel)] if cancel else [])])
+    if decoder is not None:
+        tokens = decoder.generate(prompt, prefix.cache, config, stopping, streamer)
+    else:
+        out = llm.generate(inputs_embeds=prompt, cache=prefix.cache, generation_config=config, streamer=streamer,
+                           stopping_criteria=stopping,
+                           attention_mask=torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device))
+        tokens = out[0].tolist()  # with inputs_embeds only, generate returns the new tokens alone
     while tokens and tokens[-1] in stop_ids:
         tokens.pop()
     period = loop_period(tokens)
     if period is not None:
         del tokens[-2 * period:]
     return tokens
+
+
+def compiled_decoding_pays(device: torch.device, precision: str) -> bool:
+    """Whether a predictor on `device` in `precision` decodes with a `CompiledDecoder` compiled
+    by `torch.compile` at warm-up (`COMPILED_DECODING_PAYS`). Never on ZeroGPU, which does not
+    allow `torch.compile`; there the app compiles ahead of time (`app.zerogpu.compile_decoder`)."""
+    from ..runtime import on_zerogpu  # runtime imports the model, which imports this module
+
+    return not on_zerogpu() and COMPILED_DECODING_PAYS.get((device.type, precision), False)
+
+
+class _StaticLayer(StaticLayer):
+    """One layer of a static cache whose tensors are given (views of `DecodeStep`'s inputs):
+    the new token's key and value are written in place at `position`, and the attention mask
+    covers the first `position` + 1 entries (the rest are stale or zero)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, position: torch.Tensor):
+        super().__init__(max_cache_len=keys.shape[-2])
+        self.keys, self.values, self.position = keys, values, position
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        self.keys.index_copy_(2, self.position, key_states)
+        self.values.index_copy_(2, self.position, value_states)
+        return self.keys, self.values
+
+    def get_seq_length(self) -> torch.Tensor:
+        return self.position[0]
+
+
+class DecodeStep(nn.Module):
+    """One decoding step of the LLM on a static cache: (the last token (1, 1), keys and values
+    (layers, 1, heads, size, head dim), written in place, the token's position (1,)) -> the next
+    token's logits (1, vocabulary). Tensors in, tensors out, shapes fixed per cache size: what
+    `torch.compile` and `torch.export` want. The LLM is held, not registered as a submodule, so
+    that `spaces.aoti_apply` (which empties the parameters of the module it patches) leaves the
+    LLM that reads prompts and questions intact."""
+
+    def __init__(self, llm: nn.Module):
+        super().__init__()
+        self.__dict__["llm"] = llm
+
+    def forward(self, token: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                position: torch.Tensor) -> torch.Tensor:
+        cache = Cache(layers=[_StaticLayer(k, v, position) for k, v in zip(keys, values)])
+        return self.llm(input_ids=token, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+
+
+class CompiledDecoder:
+    """Greedy decoding with a compiled `DecodeStep`: `torch.compile`d by default (each cache size
+    compiles once, on its first answer: `Predictor.warm_up` pays it), or `run` given (an
+    AOTInductor program). Its static caches are kept between answers, one per size; one answer at
+    a time (a predictor's answers are)."""
+
+    def __init__(self, llm: nn.Module, run: Callable[..., torch.Tensor] | None = None):
+        self.llm = llm
+        self.step = DecodeStep(llm)
+        self.run = run or torch.compile(self.step, fullgraph=True, dynamic=False)
+        self._caches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @staticmethod
+    def cache_size(prompt_tokens: int, max_new_tokens: int) -> int:
+        """The static cache's length for a prompt: the same for every question of similar length."""
+        return -(-(prompt_tokens + max(max_new_tokens, MAX_ANSWER_TOKENS)) // STATIC_CACHE_STEP) * STATIC_CACHE_STEP
+
+    def static_cache(self, cache: DynamicCache, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`cache`'s keys and values copied into the static tensors of `size`, and the next position."""
+        first = cache.layers[0].keys
+        if size not in self._caches:
+            shape = (len(cache.layers), 1, first.shape[1], size, first.shape[-1])
+            self._caches[size] = (first.new_zeros(shape), first.new_zeros(shape))
+        keys, values = self._caches[size]
+        length = first.shape[-2]
+        for index, layer in enumerate(cache.layers):
+            keys[index, :, :, :length] = layer.keys
+            values[index, :, :, :length] = layer.values
+        return keys, values, torch.tensor([length], device=first.device)
+
+    def generate(self, prompt: torch.Tensor, cache: DynamicCache, config: GenerationConfig,
+                 stopping: StoppingCriteriaList, streamer: BaseStreamer | None) -> list[int]:
+        """What `generate` returns for these arguments (the new tokens, a final stop token
+        included), the streamer handed the same pieces: the prompt's unread part runs eagerly
+        on `cache`, each new token through the compiled step."""
+        read = cache.get_seq_length()
+        logits = self.llm(inputs_embeds=prompt[:, read:], cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        keys, values, position = self.static_cache(cache, self.cache_size(prompt.shape[1], config.max_new_tokens))
+        stop_ids = torch.tensor(config.eos_token_id, device=logits.device)
+        tokens = torch.empty((1, 0), dtype=torch.long, device=logits.device)
+        if streamer is not None:
+            streamer.put(tokens.cpu())  # the (empty) prompt, as generate hands it over first
+        for index in range(config.max_new_tokens):
+            if index < (config.min_new_tokens or 0):
+                logits[:, stop_ids] = -torch.inf
+            token = logits.float().argmax(-1, keepdim=True)
+            tokens = torch.cat([tokens, token], 1)
+            if streamer is not None:
+                streamer.put(token[0].cpu())
+            if int(token) in config.eos_token_id or stopping(tokens, logits).any() \
+                    or index + 1 == config.max_new_tokens:
+                break
+            logits = self.run(token, keys, values, position)
+            position += 1
+        if streamer is not None:
+            streamer.end()
+        return tokens[0].tolist()
 
 
 class AnswerStream:

@@ -120,8 +120,11 @@ class SegEarthR1(nn.Module):
     def read_prefix(self, segments: list[PromptSegment], image: ImageFeatures,
                     text_start: PromptPrefix | None = None) -> PromptPrefix:
         """The prompt up to the question (`segments`, the image's visual tokens) read into a
-        cache; `text_start` (`generation.text_before_image`) saves re-reading the system text."""
-        return generation.read_prefix(self.llm, segments, image.visual_tokens[0], text_start)
+        cache; `text_start` (`generation.text_before_image`) saves re-reading the system text.
+        The visual tokens take the LLM's dtype (int8 on a CPU runs the vision in bf16 and the
+        LLM's other tensors in fp32)."""
+        tokens = image.visual_tokens[0].to(self.llm.get_input_embeddings().weight.dtype)
+        return generation.read_prefix(self.llm, segments, tokens, text_start)
 
     def read_question(self, prefix: PromptPrefix, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The question's ids after the prefix -> (its final states (1, R, D), its embeddings)."""
@@ -135,16 +138,20 @@ class SegEarthR1(nn.Module):
 
     def answer(self, prefix: PromptPrefix, question: torch.Tensor, lead_in: list[PromptSegment],
                stop_ids: list[int], streamer: BaseStreamer | None = None,
-               cancel: threading.Event | None = None) -> list[int]:
+               cancel: threading.Event | None = None,
+               decoder: generation.CompiledDecoder | None = None,
+               max_new_tokens: int = generation.MAX_ANSWER_TOKENS) -> list[int]:
         """Greedy answer tokens after the question (its embeddings, as `read_question` gave
         them) and the assistant's `lead_in`, each handed to `streamer` as it is decoded; setting
-        `cancel` stops decoding. The cache is first cut back to prefix + question, so asking for
-        the answer twice gives it twice."""
+        `cancel` stops decoding; `decoder` decodes with a compiled step (the same tokens). The
+        cache is first cut back to prefix + question, so asking for the answer twice gives it
+        twice."""
         extra = prefix.cache.get_seq_length() - prefix.length - question.shape[1]
         if extra:
             prefix.cache.crop(-extra)
         return generation.generate_answer(self.llm, prefix, question, lead_in, stop_ids,
-                                          streamer=streamer, cancel=cancel)
+                                          streamer=streamer, cancel=cancel, decoder=decoder,
+                                          max_new_tokens=max_new_tokens)
 
     # --- training path ------------------------------------------------------------------------
     def forward(self, pixel_values: torch.Tensor, segments: list[PromptSegment],

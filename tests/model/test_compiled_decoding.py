@@ -1,0 +1,130 @@
+"""Compiled decoding gives exactly the eager tokens: the static cache, the compiled step
+(`torch.compile`, and the AOTInductor program ZeroGPU runs, built here on the CPU through the
+`spaces` package's own `aoti_compile` / `aoti_apply`), the stop rules and the streamed pieces.
+
+One tiny model and one decoder per module: each cache size compiles once (tens of seconds on
+a small CPU), then every test reuses it."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from transformers.generation.streamers import BaseStreamer
+
+from segearth import tokenization
+from segearth.config import SegEarthConfig
+from segearth.model import SegEarthR1, generation
+from segearth.model.prompt import split_at_refer
+
+QUESTION = "Where could residents gather safely after an earthquake?"
+
+
+class Pieces(BaseStreamer):
+    """Every `put` as a list of ids, and whether `end` came."""
+
+    def __init__(self):
+        self.puts: list[list[int]] = []
+        self.ended = False
+
+    def put(self, value: torch.Tensor) -> None:
+        self.puts.append(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        self.ended = True
+
+
+@pytest.fixture(scope="module")
+def parts(e2e_tokenizer):
+    torch.manual_seed(0)
+    model = SegEarthR1(SegEarthConfig.tiny()).eval()
+    prefix_segments, lead_in = split_at_refer(tokenization.prompt_segments(e2e_tokenizer, model.config.task))
+    return model, prefix_segments, lead_in, tokenization.description_ids(e2e_tokenizer, QUESTION)
+
+
+@pytest.fixture(scope="module")
+def decoder(parts):
+    return generation.CompiledDecoder(parts[0].llm)
+
+
+@torch.inference_mode()
+def answer(parts, seed: int, decoder: generation.CompiledDecoder | None, stop_ids=(510, 0), **kwargs) -> list[int]:
+    """The answer to the question about a random image (`seed`), eagerly or with `decoder`."""
+    model, prefix_segments, lead_in, ids = parts
+    torch.manual_seed(seed)
+    features = model.encode_image(torch.randn(1, 3, 128, 128))
+    prefix = generation.read_prefix(model.llm, prefix_segments, features.visual_tokens[0])
+    _, embeds = generation.read_question(model.llm, prefix, ids)
+    return model.answer(prefix, embeds, lead_in, list(stop_ids), decoder=decoder, **kwargs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_decoding_gives_the_eager_tokens(parts, decoder, seed):
+    eager = answer(parts, seed, None)
+    assert len(eager) > 5
+    assert answer(parts, seed, decoder) == eager
+
+
+def test_stop_tokens_token_limit_and_loop_guard_as_eager(parts, decoder):
+    free = answer(parts, 1, None)
+    stop_at = free[4]  # the fifth token made a stop token
+    assert answer(parts, 1, decoder, stop_ids=(stop_at, 0)) == answer(parts, 1, None, stop_ids=(stop_at, 0)) \
+        == free[:free.index(stop_at)]
+    assert answer(parts, 1, decoder, max_new_tokens=3) == free[:3]
+    bias = parts[0].llm.lm_head.bias
+    with torch.no_grad():
+        bias[7] += 1e4  # the model repeats token 7: three, then one copy kept
+    try:
+        assert answer(parts, 2, decoder) == answer(parts, 2, None) == [7]
+    finally:
+        with torch.no_grad():
+            bias[7] -= 1e4
+
+
+def test_the_streamer_gets_what_generate_gives_it(parts, decoder):
+    """The same puts (the empty prompt first, then one token each) and the end, so
+    `TextIteratorStreamer` releases the same words."""
+    eager, compiled = Pieces(), Pieces()
+    answer(parts, 3, None, streamer=eager)
+    answer(parts, 3, decoder, streamer=compiled)
+    assert compiled.puts == eager.puts and compiled.ended and eager.ended
+    assert compiled.puts[0] == [] and all(len(put) == 1 for put in compiled.puts[1:])
+
+
+def test_cancel_stops_at_the_next_token(parts, decoder):
+    cancel = threading.Event()
+
+    class CancelAfterTwo(Pieces):
+        def put(self, value):
+            super().put(value)
+            if len(self.puts) == 3:  # the prompt and two tokens
+                cancel.set()
+
+    tokens = answer(parts, 0, decoder, streamer=CancelAfterTwo(), cancel=cancel)
+    assert tokens == answer(parts, 0, None)[:2]
+
+
+def test_one_cache_size_per_question_length(parts, decoder):
+    """Questions of similar length share one static cache (one compiled graph)."""
+    size = generation.CompiledDecoder.cache_size
+    assert size(150, 2) == size(170, 64) == 256 and size(200, 64) == 384
+    assert size(150, 200) >= 350
+
+
+@pytest.mark.slow
+def test_the_ahead_of_time_program_gives_the_eager_tokens(parts):
+    """ZeroGPU's path on the CPU: the step captured with `spaces.aoti_capture`, exported,
+    compiled by `spaces.aoti_compile` into an AOTInductor package, patched in with
+    `spaces.aoti_apply`; the LLM keeps its weights (the step only holds it)."""
+    spaces_aoti = pytest.importorskip("spaces.zero.torch.aoti")
+    llm = parts[0].llm
+    weights = {name: p.clone() for name, p in llm.state_dict().items()}
+    step = generation.DecodeStep(llm)
+    with spaces_aoti.aoti_capture(step) as call:
+        answer(parts, 0, generation.CompiledDecoder(llm, run=step))
+    with torch.inference_mode():  # the captured tensors are inference tensors
+        compiled = spaces_aoti.aoti_compile(torch.export.export(step, args=call.args, kwargs=call.kwargs))
+    spaces_aoti.aoti_apply(compiled, step)
+    assert all(torch.equal(weights[name], p) for name, p in llm.state_dict().items())
+    for seed in range(2):
+        assert answer(parts, seed, generation.CompiledDecoder(llm, run=step)) == answer(parts, seed, None)
