@@ -1,19 +1,23 @@
 """Everything the app reads from the environment, read once at start-up (`AppConfig.from_env`).
 
-The variables and their defaults are listed for users in the README's "Web app" section, the
-limits in docs/server.md's limits table. GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by
-Gradio itself.
+`Settings` is the one list of the variables (pydantic-settings reads them: names, types,
+defaults and checks), docs/server.md's settings and limits tables say the same for users
+(`tests/app/test_config.py` compares them), and `AppConfig` is what the app makes of them.
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are read by Gradio itself.
 """
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from segearth.constants import RELEASED_CHECKPOINTS
 from segearth.errors import InputError
@@ -30,17 +34,6 @@ DEMO_LABEL = "Bundled demo model"
 #: How the page names segearth's precisions (the choices themselves are segearth's).
 PRECISION_LABELS = {"auto": "auto (bf16/fp16 on a GPU, fp32 on CPU)", "fp16": "fp16 (GPU)",
                     "int8": "8-bit (int8)", "int4": "4-bit (int4)"}
-
-#: Environment variable -> Limits field (docs/server.md's limits table lists both, and defaults).
-_LIMIT_VARIABLES = {
-    "SEGEARTH_MAX_UPLOAD_MB": "max_upload_mb",
-    "SEGEARTH_MAX_IMAGE_MEGAPIXELS": "max_image_megapixels",
-    "SEGEARTH_MAX_GEOTIFF_SIDE": "max_geotiff_side",
-    "SEGEARTH_MAX_QUESTION_CHARS": "max_question_chars",
-    "SEGEARTH_MAX_CHECKPOINT_GB": "max_checkpoint_gb",
-    "SEGEARTH_QUEUE_SIZE": "queue_size",
-    "SEGEARTH_QUESTION_LAYERS": "question_layers",
-}
 
 _OSM = TileSource(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                   attribution="&copy; OpenStreetMap contributors", max_zoom=19, name="street")
@@ -108,17 +101,135 @@ class Limits:
     #: in the server's memory for the visitor's session).
     question_layers: int = 5
 
+
+# --- reading the variables -------------------------------------------------------------------
+def _whole_number(value: Any) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError("give a whole number >= 1.")
+    return int(text)
+
+
+def _flag(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError("give 1 (on) or 0 (off).")
+
+
+def _map_view(value: Any) -> tuple[float, float, int]:
+    if isinstance(value, tuple):  # the default
+        return value
+    try:
+        lat, lon, zoom = (part.strip() for part in str(value).split(","))
+        return float(lat), float(lon), int(zoom)
+    except ValueError:
+        raise ValueError("give 'lat,lon,zoom', e.g. '30.5928,114.3055,15'.") from None
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    if isinstance(value, tuple):
+        return value
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Text = Annotated[str, BeforeValidator(lambda value: str(value).strip())]
+
+
+class Settings(BaseSettings):
+    """Every environment variable the app reads, its type, default and check: the one list.
+    `Settings()` reads the process's environment; `from_mapping` a given one (tests, callers)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    checkpoint: Text = Field("", alias="SEGEARTH_CHECKPOINT")  # "": chosen at start-up
+    extra_checkpoints: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_names)] = Field(
+        (), alias="SEGEARTH_CHECKPOINTS")
+    allow_custom_checkpoints: Flag = Field(False, alias="SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS")
+    demo_checkpoint: Text = Field("", alias="SEGEARTH_DEMO_CHECKPOINT")  # "": the bundled one
+    precision: Text = Field("auto", alias="SEGEARTH_PRECISION")
+    # the satellite tiles, checked by the library's reader (`tile_environ`)
+    tile_url: str | None = Field(None, alias="SEGEARTH_TILE_URL")
+    tile_attribution: str | None = Field(None, alias="SEGEARTH_TILE_ATTRIBUTION")
+    tile_max_zoom: str = Field("19", alias="SEGEARTH_TILE_MAX_ZOOM")
+    street_tile_url: Text = Field("", alias="SEGEARTH_STREET_TILE_URL")
+    street_tile_attribution: str | None = Field(None, alias="SEGEARTH_STREET_TILE_ATTRIBUTION")
+    basemaps: Text = Field("", alias="SEGEARTH_BASEMAPS")  # see `catalog_basemaps`
+    map_view: Annotated[tuple[float, float, int], NoDecode, BeforeValidator(_map_view)] = Field(
+        (30.5928, 114.3055, 15), alias="SEGEARTH_MAP_VIEW")
+    max_tiles: WholeNumber = Field(16, alias="SEGEARTH_MAX_TILES")
+    # the `Limits`, same names
+    max_upload_mb: WholeNumber = Field(Limits.max_upload_mb, alias="SEGEARTH_MAX_UPLOAD_MB")
+    max_image_megapixels: WholeNumber = Field(Limits.max_image_megapixels,
+                                              alias="SEGEARTH_MAX_IMAGE_MEGAPIXELS")
+    max_geotiff_side: WholeNumber = Field(Limits.max_geotiff_side, alias="SEGEARTH_MAX_GEOTIFF_SIDE")
+    max_question_chars: WholeNumber = Field(Limits.max_question_chars,
+                                            alias="SEGEARTH_MAX_QUESTION_CHARS")
+    max_checkpoint_gb: WholeNumber = Field(Limits.max_checkpoint_gb, alias="SEGEARTH_MAX_CHECKPOINT_GB")
+    queue_size: WholeNumber = Field(Limits.queue_size, alias="SEGEARTH_QUEUE_SIZE")
+    question_layers: WholeNumber = Field(Limits.question_layers, alias="SEGEARTH_QUESTION_LAYERS")
+    # huggingface_hub's own, read to choose the default checkpoint
+    hf_hub_offline: Text = Field("", alias="HF_HUB_OFFLINE")  # 1, true, yes or on: offline
+    hf_hub_cache: str | None = Field(None, alias="HF_HUB_CACHE")
+    hf_endpoint: str = Field("https://huggingface.co", alias="HF_ENDPOINT")
+
+    @field_validator("precision")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "Limits":
-        """The defaults above, each overridden by its environment variable."""
-        defaults = cls()
-        return cls(**{field: _positive_int(name, environ.get(name, str(getattr(defaults, field))))
-                      for name, field in _LIMIT_VARIABLES.items()})
+    def _known_precision(cls, value: str) -> str:
+        value = value or "auto"
+        if value not in PRECISIONS:
+            raise ValueError(f"use one of {', '.join(PRECISIONS)}.")
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Given values, then the environment; no .env or secrets files (the Space sets
+        variables, and a stray file must not change a server)."""
+        return init_settings, env_settings
+
+    @classmethod
+    def from_mapping(cls, environ: Mapping[str, str]) -> Settings:
+        """The settings `environ` gives, each variable it lacks at its default (never the
+        process's environment)."""
+        return cls(**{info.alias: environ.get(info.alias, info.default)
+                      for info in cls.model_fields.values()})
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """`from_mapping(environ)`, or the process's environment; a bad value is an `InputError`
+        that names the variable, the value and what to give instead."""
+        try:
+            return cls() if environ is None else cls.from_mapping(environ)
+        except ValidationError as err:
+            raise InputError(" ".join(
+                f"{error['loc'][0]}={error['input']!r}: {error['msg'].removeprefix('Value error, ')}"
+                for error in err.errors())) from None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(**{f.name: getattr(self, f.name) for f in fields(Limits)})
+
+    def tile_environ(self) -> dict[str, str]:
+        """The satellite tiles' variables that are set, for `TileSource.from_env` (the library's
+        reader, shared with the command line and the notebook, checks them)."""
+        values = {"SEGEARTH_TILE_URL": self.tile_url, "SEGEARTH_TILE_ATTRIBUTION": self.tile_attribution,
+                  "SEGEARTH_TILE_MAX_ZOOM": self.tile_max_zoom}
+        return {name: value for name, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True)
 class AppConfig:
-    """The app's settings; `from_env` is the only place that reads environment variables."""
+    """What the app makes of its `Settings`: the checkpoints offered, the basemaps, the limits."""
 
     checkpoint: str
     demo_checkpoint: str
@@ -173,35 +284,32 @@ class AppConfig:
         return checkpoint == DEMO_LABEL or _same_path(checkpoint, self.demo_checkpoint)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "AppConfig":
-        demo = environ.get("SEGEARTH_DEMO_CHECKPOINT", "").strip() or str(DEMO_CHECKPOINT)
-        checkpoint = (environ.get("SEGEARTH_CHECKPOINT", "").strip()
-                      or _default_checkpoint(demo, environ))
-        precision = environ.get("SEGEARTH_PRECISION", "auto").strip() or "auto"
-        if precision not in PRECISIONS:
-            raise InputError(f"SEGEARTH_PRECISION={precision!r}: use one of "
-                             f"{', '.join(PRECISIONS)}.")
-        street_url = environ.get("SEGEARTH_STREET_TILE_URL", "").strip()
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppConfig:
+        """The app's settings from `environ` (default: the process's environment, `Settings`)."""
+        settings = Settings.read(environ)
+        demo = settings.demo_checkpoint or str(DEMO_CHECKPOINT)
+        street_url = settings.street_tile_url
         street = _OSM if not street_url else TileSource(
-            url=street_url, name="street", attribution=environ.get(
-                "SEGEARTH_STREET_TILE_ATTRIBUTION", f"Map from {urlsplit(street_url).hostname}"))
-        satellite = Basemap("satellite", "Satellite", TileSource.from_env(environ), True)
+            url=street_url, name="street", attribution=settings.street_tile_attribution
+            if settings.street_tile_attribution is not None
+            else f"Map from {urlsplit(street_url).hostname}")
+        satellite = Basemap("satellite", "Satellite", TileSource.from_env(settings.tile_environ()),
+                            True)
         basemaps: tuple[Basemap, ...] = (satellite, Basemap("street", "Street map", street, False))
-        if environ.get("SEGEARTH_BASEMAPS", "").strip():
-            basemaps = catalog_basemaps(environ["SEGEARTH_BASEMAPS"])
-            if environ.get("SEGEARTH_TILE_URL", "").strip():  # a private server replaces them
+        if settings.basemaps:
+            basemaps = catalog_basemaps(settings.basemaps)
+            if (settings.tile_url or "").strip():  # a private server replaces them
                 basemaps = (satellite, *(b for b in basemaps if not b.imagery))
         return cls(
-            checkpoint=checkpoint,
+            checkpoint=settings.checkpoint or _default_checkpoint(demo, settings),
             demo_checkpoint=demo,
-            precision=precision,
+            precision=settings.precision,
             basemaps=basemaps,
-            map_view=_map_view(environ.get("SEGEARTH_MAP_VIEW", "30.5928,114.3055,15")),
-            max_tiles=_positive_int("SEGEARTH_MAX_TILES", environ.get("SEGEARTH_MAX_TILES", "16")),
-            extra_checkpoints=tuple(c.strip() for c in environ.get(
-                "SEGEARTH_CHECKPOINTS", "").split(",") if c.strip()),
-            allow_custom_checkpoints=_flag("SEGEARTH_ALLOW_CUSTOM_CHECKPOINTS", environ),
-            limits=Limits.from_env(environ),
+            map_view=settings.map_view,
+            max_tiles=settings.max_tiles,
+            extra_checkpoints=settings.extra_checkpoints,
+            allow_custom_checkpoints=settings.allow_custom_checkpoints,
+            limits=settings.limits,
         )
 
 
@@ -211,15 +319,6 @@ def _public_name(checkpoint: str) -> str:
     return path.name if path.is_absolute() or path.exists() else checkpoint
 
 
-def _flag(name: str, environ: Mapping[str, str]) -> bool:
-    value = environ.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise InputError(f"{name}={value!r}: give 1 (on) or 0 (off).")
-
-
 def _same_path(a: str, b: str) -> bool:
     try:
         return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
@@ -227,41 +326,26 @@ def _same_path(a: str, b: str) -> bool:
         return False
 
 
-def _map_view(text: str) -> tuple[float, float, int]:
-    try:
-        lat, lon, zoom = (part.strip() for part in text.split(","))
-        return float(lat), float(lon), int(zoom)
-    except ValueError:
-        raise InputError(f"SEGEARTH_MAP_VIEW={text!r}: give 'lat,lon,zoom', e.g. "
-                         f"'30.5928,114.3055,15'.") from None
-
-
-def _positive_int(name: str, text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise InputError(f"{name}={text!r}: give a whole number >= 1.")
-    return int(text)
-
-
-def _default_checkpoint(demo: str, environ: Mapping[str, str]) -> str:
+def _default_checkpoint(demo: str, settings: Settings) -> str:
     """Released EarthReason when it can be had (cached or hub reachable), else the demo model:
     a laptop without internet still starts, with a working (if weak) model."""
     released = RELEASED_CHECKPOINTS["earthreason"]
-    if _in_hub_cache(released, environ) or _hub_reachable(environ):
+    if _in_hub_cache(released, settings) or _hub_reachable(settings):
         return released
     return demo
 
 
-def _in_hub_cache(repo_id: str, environ: Mapping[str, str]) -> bool:
+def _in_hub_cache(repo_id: str, settings: Settings) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
-    cache_dir = environ.get("HF_HUB_CACHE") or None
+    cache_dir = settings.hf_hub_cache or None
     return isinstance(try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir), str)
 
 
-def _hub_reachable(environ: Mapping[str, str], timeout: float = 3.0) -> bool:
-    if environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+def _hub_reachable(settings: Settings, timeout: float = 3.0) -> bool:
+    if settings.hf_hub_offline.lower() in ("1", "true", "yes", "on"):
         return False
-    endpoint = urlsplit(environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    endpoint = urlsplit(settings.hf_endpoint)
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
         with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout):
