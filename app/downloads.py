@@ -1,8 +1,10 @@
 """The files a run offers for download, written for the threshold shown in the page (once per
 threshold: a slider release that comes back to a threshold, or moves the opacity, reuses them).
-Each set is a folder of the server's temporary directory: a set the page no longer offers (written
-before the answer was complete) is removed at once, and every set is removed after
-`DOWNLOADS_TTL_S`, as Gradio clears its own copies (`ui.build_app`'s `delete_cache`).
+They are written the moment the mask exists; when the answer is complete only the JSON record is
+written again, in place (`add_answer`), since nothing else in the set depends on the answer.
+Each set is a folder of the server's temporary directory: the sets of a run the page can no
+longer show are removed at once, and every set is removed after `DOWNLOADS_TTL_S`, as Gradio
+clears its own copies (`ui.build_app`'s `delete_cache`).
 
 segearth's one writer makes them (`segearth.write_result`), so they are the command line's:
 mask PNG (0/255), overlay PNG, probability PNG and the JSON record; for georeferenced inputs also
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from segearth import write_result
+from segearth.outputs import write_record
 from segearth.errors import SegEarthError
 
 from .runs import Run, RunView
@@ -41,15 +44,26 @@ def downloads_at(view: RunView) -> list[Path]:
     and reused after: an opacity release, or the threshold slider back at a value already
     shown, writes nothing."""
     written = view.run.downloads.get(view.threshold)
-    if written is None or not all(path.exists() for path in written):  # new, or swept away
+    if written is None or not all(path.exists() for path in written.values()):  # new, or swept
         written = view.run.downloads[view.threshold] = write_downloads(view)
-    return written
+    return list(written.values())
+
+
+def add_answer(run: Run) -> None:
+    """The run's answer is complete: write each of its sets' JSON record again, now with the
+    answer and the answer's timings (the other files do not depend on the answer)."""
+    for threshold, written in run.downloads.items():
+        view = run.at(threshold)
+        try:
+            write_record(view.result, written["json"], written, extra=view.record_extra())
+        except OSError as err:
+            raise _output_error(err) from None
 
 
 def discard_downloads(run: Run) -> None:
-    """Remove every set written for `run` (the page offers a new one)."""
+    """Remove every set written for `run` (a question the page can no longer show)."""
     for written in run.downloads.values():
-        for folder in {path.parent for path in written}:
+        for folder in {path.parent for path in written.values()}:
             shutil.rmtree(folder, ignore_errors=True)
     run.downloads.clear()
 
@@ -66,7 +80,7 @@ def sweep(now: float | None = None) -> None:
             continue
 
 
-def write_downloads(view: RunView) -> list[Path]:
+def write_downloads(view: RunView) -> dict[str, Path]:
     """Write the downloads into a new temporary folder (Gradio copies them into its cache).
     All or nothing: if any file fails (a full disk), the folder and what it holds are removed
     and the visitor is told; no partial set is ever offered."""
@@ -76,11 +90,15 @@ def write_downloads(view: RunView) -> list[Path]:
         sweep()
     folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
     try:
-        return list(write_result(view.result, folder, view.run.name,
-                                 extra=view.record_extra()).values())
+        return write_result(view.result, folder, view.run.name, extra=view.record_extra())
     except OSError as err:
         shutil.rmtree(folder, ignore_errors=True)
-        log.exception("writing the downloads failed")
-        reason = "its disk is full" if err.errno == errno.ENOSPC else "a write failed"
-        raise OutputError(f"The server could not write this run's files ({reason}), so there is "
-                          f"nothing to download. Try again in a while.") from None
+        raise _output_error(err) from None
+
+
+def _output_error(err: OSError) -> OutputError:
+    """What the visitor is told when a write failed (the traceback goes to the log)."""
+    log.exception("writing the downloads failed")
+    reason = "its disk is full" if err.errno == errno.ENOSPC else "a write failed"
+    return OutputError(f"The server could not write this run's files ({reason}), so there is "
+                       f"nothing to download. Try again in a while.")

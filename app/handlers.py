@@ -28,14 +28,14 @@ from segearth.visualize import blend, hex_rgb, region_view
 
 from . import messages
 from .config import AppConfig
-from .downloads import discard_downloads, downloads_at
+from .downloads import add_answer, discard_downloads, downloads_at
 from .examples import load_examples
 from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
 from .models import ModelCache
 from .render import feature_bounds, map_layer
 from .runlog import run_log
-from .runs import CheckpointRun, Questions, Run, RunRequest
+from .runs import CheckpointRun, Questions, Run, RunRequest, RunView
 from .sources import SourceCache
 
 log = logging.getLogger("segearth.app")
@@ -51,6 +51,10 @@ NO_LAYERS: dict = {}
 #: newer. Microseconds from the epoch, so a restarted server still counts upwards, and JavaScript
 #: numbers hold them exactly.
 _MAP_UPDATES = itertools.count(time.time_ns() // 1000)
+#: Seconds between two updates of the answer text while it is decoded: its first words go out
+#: at once, later pieces at most this often. Each update costs the server (Gradio processes every
+#: output of it, a skipped one too) and every page about the same, whatever its size.
+TEXT_UPDATE_S = 0.3
 
 
 def map_update(layers: dict, **props: Any) -> Any:
@@ -188,25 +192,33 @@ class Handlers:
         the map (the last `limits.question_layers`); about another place, it starts afresh.
 
         The page gets the mask, its outline, the regions table and the downloads the moment the
-        mask exists, then the answer text as it is decoded, word by word; when the answer is
-        complete the downloads (with the JSON record) are written again, as a new set. A run the
-        visitor starts meanwhile stops this one's decoding (`stop_answers`): its text is left as
-        it was, and nothing more is computed or written for it."""
+        mask exists, then the answer text as it is decoded: the first words at once, then at
+        most one update every `TEXT_UPDATE_S`, each with the text alone. When the answer is
+        complete, the last update brings the answer, the summary with its timings and the
+        downloads, whose JSON record alone is written again; the other outputs are the mask
+        update's, sent again as they were (an API client's last update is the whole result).
+        A run the visitor starts meanwhile stops this one's decoding (`stop_answers`): its
+        text is left as it was, and nothing more is computed or written for it."""
         session = visitor.session_hash if visitor is not None else None
         threshold, opacity = request.threshold, request.opacity
         with run_log(checkpoint=request.checkpoint, precision=request.precision,
                      source=request.source, compare=request.compare) as entry:
             run, streams = self._run(request, progress, entry["stages_s"])
             questions = (earlier or Questions([])).asked(run, self.config.limits.question_layers)
+            for gone in earlier.runs if earlier else []:
+                if all(gone is not kept for kept in questions.runs):
+                    discard_downloads(gone)  # the page can no longer show its files
             self._register(session, streams)
             try:
                 shown = self.show(questions, threshold, opacity)
                 yield shown  # the answer box says it is coming
                 for i, stream in enumerate(streams):
-                    text = ""
+                    text, sent = "", float("-inf")
                     for piece in stream:
                         text += piece
-                        if i == 0:  # the page shows the first model's answer
+                        # the page shows the first model's answer
+                        if i == 0 and time.monotonic() - sent >= TEXT_UPDATE_S:
+                            sent = time.monotonic()
                             yield Shown(*(gr.skip() for _ in Shown._fields))._replace(
                                 answer=messages.streaming_answer(text))
                     if stream.cancelled:
@@ -219,12 +231,13 @@ class Handlers:
             finally:
                 self._unregister(session, streams)
             if any(stream.text is not None for stream in streams):
-                # everything again (an API client's last update is the whole result), with the
-                # answer, the summary's timings and new downloads whose record has the answer;
-                # the map's layers are the mask's, under the mask's stamp, so that a map update
-                # the visitor made meanwhile (a region's focus, a slider) is newer and stays
-                discard_downloads(run)  # those written with the mask hold no answer
-                yield self.show(questions, threshold, opacity, map_shown=shown.map)
+                # the map's layers keep the mask update's stamp, so that a map update the visitor
+                # made meanwhile (a region's focus, a slider) is newer and stays
+                add_answer(run)
+                view = run.at(threshold)
+                answer, summary = self._texts(questions, view)
+                yield shown._replace(answer=answer, summary=summary,
+                                     downloads=[str(p) for p in downloads_at(view)])
 
     def stop_answers(self, request: gr.Request) -> None:
         """The visitor asked again: stop decoding the answers of their earlier run (they would
@@ -303,26 +316,23 @@ class Handlers:
         return run, streams
 
     @shows_errors
-    def show(self, questions: Questions | None, threshold: float, opacity: float,
-             map_shown: Any = None) -> Shown:
+    def show(self, questions: Questions | None, threshold: float, opacity: float) -> Shown:
         """Render the questions at `threshold` and `opacity`, without the model (the sliders):
-        the selected one in full, the others as map layers. `map_shown`: the map update already
-        made for these questions at this threshold, sent again as it was (not redrawn)."""
+        the selected one in full, the others as map layers."""
         if questions is None:
             return Shown(*(gr.skip() for _ in Shown._fields))
         run = questions.run
         view = run.at(threshold)
-        is_demo = self.config.is_demo(run.checkpoint_runs[0].checkpoint)
         masks = [result.mask for result in view.results]
         compared = len(masks) > 1
+        answer, summary = self._texts(questions, view)
         return Shown(
             questions=questions,
-            map=map_shown or map_update(_map_layers(questions, view.result, threshold),
-                                        opacity=opacity),
+            map=map_update(_map_layers(questions, view.result, threshold), opacity=opacity),
             image=blend(run.geo.image, masks[0], opacity, hex_rgb(run.color)),
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
-            answer=messages.answer_text(view, newest=run is questions.runs[-1]),
-            summary=messages.summary(view, is_demo),
+            answer=answer,
+            summary=summary,
             downloads=[str(p) for p in downloads_at(view)],
             compare=gr.update(visible=compared),
             compare_left=blend(run.geo.image, masks[0], opacity) if compared else None,
@@ -332,6 +342,12 @@ class Handlers:
             picker=gr.update(choices=messages.question_choices(questions.runs),
                              value=questions.selected, visible=len(questions.runs) > 1),
         )
+
+    def _texts(self, questions: Questions, view: RunView) -> tuple[str, str]:
+        """The answer box and the summary for the shown question's `view`."""
+        run = questions.run
+        return (messages.answer_text(view, newest=run is questions.runs[-1]),
+                messages.summary(view, self.config.is_demo(run.checkpoint_runs[0].checkpoint)))
 
     @shows_errors
     def pick(self, questions: Questions | None, index: int | None, threshold: float,

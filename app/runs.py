@@ -62,8 +62,8 @@ class Run:
     checkpoint_runs: list[CheckpointRun] = field(default_factory=list)  # 1, or 2 to compare
     timings: dict[str, float | None] = field(default_factory=dict)  # before the model
     backdrop: dict | None = None  # map layer of a georeferenced upload, shown under the mask
-    #: Threshold -> the download files written for it (`downloads.downloads_at`).
-    downloads: dict[float, list[Path]] = field(default_factory=dict)
+    #: Threshold -> the download files written for it, by kind (`segearth.write_result`'s keys).
+    downloads: dict[float, dict[str, Path]] = field(default_factory=dict)
     time_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     #: Its mask's and outlines' colour among the questions about its place (`Questions`).

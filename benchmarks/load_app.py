@@ -9,9 +9,16 @@ Starts `python app.py` with the bundled demo model and a loopback tile server (n
      about their own area or scene (two requests);
   3. compares every concurrent answer with its reference pixel for pixel (mask PNG) and word for
      word (answer), and prints latency percentiles (queue wait included: what a visitor waits),
-     requests per minute, and the deepest queue position and estimate a visitor was shown.
+     requests per minute, the deepest queue position and estimate a visitor was shown, the
+     updates a run sent, and the CPU seconds per answered request of the app server (read from
+     its process) and of the clients (this process: the clients' threads and the tile server).
 
     python benchmarks/load_app.py [--clients 50] [--checkpoint assets/demo-checkpoint]
+        [--baseline DIR [--rounds 2]]
+
+`--baseline DIR` runs another checkout's app.py (e.g. `git archive COMMIT | tar -x -C DIR`) in
+the same run, alternating with this one for `--rounds` rounds, and prints this one's figures as
+ratios of the baseline's: on a shared machine, only figures measured side by side compare.
 
 Exit status 1 when any request failed or differed from its reference. Bounded: one request gets
 at most --request-timeout seconds, the whole run --timeout seconds.
@@ -31,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psutil
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,6 +75,7 @@ class Outcome:
     seconds: float = 0.0
     ranks: list[int] = field(default_factory=list)  # queue positions the visitor was shown
     etas: list[float] = field(default_factory=list)  # and the estimates
+    updates: int = 0  # the updates the run sent (a streamed answer sends several)
 
 
 def visitors(count: int, folder: Path) -> list[list[Request]]:
@@ -114,6 +123,7 @@ def ask(client: Client, request: Request, timeout: float) -> Outcome:
                 raise TimeoutError(f"no answer within {timeout:g} s")
             time.sleep(0.1)
         result = job.result()
+        outcome.updates = len(job.outputs())
         (mask_png,) = [p for p in result[4] if p.endswith("_mask.png")]
         outcome.mask = np.asarray(Image.open(mask_png))
         outcome.answer = result[2]
@@ -124,8 +134,8 @@ def ask(client: Client, request: Request, timeout: float) -> Outcome:
 
 
 @contextmanager
-def loopback_app(checkpoint: str, queue_size: int, log: Path) -> Iterator[str]:
-    """A tile server and `python app.py` on 127.0.0.1; the app's URL."""
+def loopback_app(checkpoint: str, queue_size: int, log: Path, root: Path = REPO) -> Iterator[str]:
+    """A tile server and `python app.py` (of the checkout `root`) on 127.0.0.1; the app's URL."""
     tiles = TileServer()
     threading.Thread(target=tiles.serve_forever, daemon=True).start()
     env = {"SEGEARTH_DEMO_CHECKPOINT": checkpoint,
@@ -134,7 +144,7 @@ def loopback_app(checkpoint: str, queue_size: int, log: Path) -> Iterator[str]:
            "SEGEARTH_TILE_ATTRIBUTION": "loopback", "SEGEARTH_MAX_TILES": "4",
            "SEGEARTH_QUEUE_SIZE": str(queue_size), "HF_HUB_OFFLINE": "1"}
     try:
-        with python_app(env, log) as url:
+        with python_app(env, log, root) as url:
             yield url
     finally:
         tiles.shutdown()
@@ -145,16 +155,32 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    """User and system CPU seconds `process` has used so far, all its threads."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def app_process() -> psutil.Process:
+    """The `python app.py` this process started (the one app it runs at a time)."""
+    (app,) = [p for p in psutil.Process().children() if p.cmdline()[-1:] == ["app.py"]]
+    return app
+
+
 def measure(clients: int, checkpoint: str, request_timeout: float,
-            timeout: float) -> dict:
-    """Run the reference and the concurrent phase; the figures, and every failure."""
+            timeout: float, root: Path = REPO) -> dict:
+    """Run the reference and the concurrent phase against the app of checkout `root`; the
+    figures, and every failure."""
     with tempfile.TemporaryDirectory(prefix="segearth-load-") as tmp:
         plans = visitors(clients, Path(tmp))
         log = Path(tmp) / "app.log"
-        with loopback_app(checkpoint, queue_size=2 * clients + 10, log=log) as url:
+        with loopback_app(checkpoint, queue_size=2 * clients + 10, log=log, root=root) as url:
+            server, client = app_process(), psutil.Process()
             reference_client = Client(url, verbose=False)
+            cpu = cpu_seconds(server), cpu_seconds(client)
             reference = [[ask(reference_client, r, request_timeout) for r in plan]
                          for plan in plans]
+            single_cpu = cpu_seconds(server) - cpu[0], cpu_seconds(client) - cpu[1]
             sessions = [Client(url, verbose=False) for _ in plans]
             results: list[list[Outcome]] = [[] for _ in plans]
             barrier = threading.Barrier(len(plans))
@@ -167,11 +193,13 @@ def measure(clients: int, checkpoint: str, request_timeout: float,
             threads = [threading.Thread(target=visitor, args=(i,), daemon=True)
                        for i in range(len(plans))]
             start = time.perf_counter()
+            cpu = cpu_seconds(server), cpu_seconds(client)
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join(max(1.0, timeout - (time.perf_counter() - start)))
             wall = time.perf_counter() - start
+            together_cpu = cpu_seconds(server) - cpu[0], cpu_seconds(client) - cpu[1]
 
     problems = []
     for i, (plan, alone, together) in enumerate(zip(plans, reference, results)):
@@ -190,6 +218,7 @@ def measure(clients: int, checkpoint: str, request_timeout: float,
     latencies = [o.seconds for o in done if o.error is None]
     single = [o.seconds for outcomes in reference for o in outcomes if o.error is None]
     return {
+        "app": str(root),
         "clients": clients,
         "requests": sum(len(p) for p in plans),
         "answered": len(latencies),
@@ -201,6 +230,12 @@ def measure(clients: int, checkpoint: str, request_timeout: float,
         "requests_per_min": len(latencies) / wall * 60,
         "wall_s": wall,
         "single_client_median_s": statistics.median(single) if single else float("nan"),
+        # CPU seconds per answered request: the server's own, and the clients' (this process)
+        "server_cpu_per_request_s": together_cpu[0] / max(1, len(latencies)),
+        "client_cpu_per_request_s": together_cpu[1] / max(1, len(latencies)),
+        "single_server_cpu_per_request_s": single_cpu[0] / max(1, len(single)),
+        "single_client_cpu_per_request_s": single_cpu[1] / max(1, len(single)),
+        "updates_per_request": statistics.median(o.updates for o in done) if done else 0,
         # The masks really differ between visitors (identical empty masks would prove nothing).
         "distinct_masks": len({o.mask.tobytes() for o in done if o.mask is not None}),
         "non_empty_masks": sum(1 for o in done if o.mask is not None and o.mask.any()),
@@ -212,6 +247,7 @@ def measure(clients: int, checkpoint: str, request_timeout: float,
 
 def report(figures: dict) -> str:
     lines = [
+        f"app: {figures['app']}",
         f"{figures['clients']} concurrent clients, {figures['requests']} requests "
         f"(uploads, drawn areas, follow-ups) in {figures['wall_s']:.1f} s",
         f"answered {figures['answered']}/{figures['requests']}, identical to the single-client "
@@ -221,11 +257,32 @@ def report(figures: dict) -> str:
         f"{figures['p95_s']:.2f} s, max {figures['max_s']:.2f} s "
         f"(one request alone: {figures['single_client_median_s']:.2f} s)",
         f"throughput: {figures['requests_per_min']:.1f} requests/min",
+        f"CPU per answered request: server {figures['server_cpu_per_request_s']:.3f} s, clients "
+        f"{figures['client_cpu_per_request_s']:.3f} s (one request alone: server "
+        f"{figures['single_server_cpu_per_request_s']:.3f} s, client "
+        f"{figures['single_client_cpu_per_request_s']:.3f} s); "
+        f"{figures['updates_per_request']:g} updates per run (median)",
         f"queue: deepest position shown {figures['max_queue_position']}, "
         f"{figures['visitors_who_waited']} requests waited, "
         f"{figures['visitors_shown_an_estimate']} were shown an estimate",
     ]
     lines += [f"PROBLEM {p}" for p in figures["problems"]]
+    return "\n".join(lines)
+
+
+#: The figures compared with the baseline's (`--baseline`), and which way is better.
+COMPARED = {"server_cpu_per_request_s": "lower", "single_client_median_s": "lower",
+            "requests_per_min": "higher", "p95_s": "lower", "p50_s": "lower",
+            "client_cpu_per_request_s": "lower", "updates_per_request": "lower"}
+
+
+def comparison(ours: list[dict], baseline: list[dict]) -> str:
+    """This checkout's figures as ratios of the baseline's, each the median over the rounds."""
+    lines = [f"this checkout / baseline, median of {len(ours)} interleaved round(s):"]
+    for key, better in COMPARED.items():
+        a = statistics.median(f[key] for f in ours)
+        b = statistics.median(f[key] for f in baseline)
+        lines.append(f"  {key}: {a:.3f} / {b:.3f} = {a / b:.2f}x ({better} is better)")
     return "\n".join(lines)
 
 
@@ -235,10 +292,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint", default=str(REPO / "assets" / "demo-checkpoint"))
     parser.add_argument("--request-timeout", type=float, default=300.0)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--baseline", type=Path, help="another checkout whose app.py to compare")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds, each running the baseline (if any) and then this checkout")
     args = parser.parse_args(argv)
-    figures = measure(args.clients, args.checkpoint, args.request_timeout, args.timeout)
-    print(report(figures), flush=True)
-    return figures
+    ours: list[dict] = []
+    baseline: list[dict] = []
+    for _ in range(args.rounds):
+        for root, runs in ([(args.baseline, baseline)] if args.baseline else []) + [(REPO, ours)]:
+            runs.append(measure(args.clients, args.checkpoint, args.request_timeout,
+                                args.timeout, root))
+            print(report(runs[-1]), flush=True)
+    if baseline:
+        print(comparison(ours, baseline), flush=True)
+    return {**ours[-1], "problems": [p for f in ours + baseline for p in f["problems"]]}
 
 
 if __name__ == "__main__":

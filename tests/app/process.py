@@ -24,14 +24,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def python_app(environ: Mapping[str, str], log: Path) -> Iterator[str]:
+def python_app(environ: Mapping[str, str], log: Path, root: Path = REPO) -> Iterator[str]:
     """Start `python app.py` with `environ` added to this process's environment, wait until it
-    answers, yield its URL, stop it. Its output goes to `log`, which errors quote."""
+    answers, yield its URL, stop it. Its output goes to `log`, which errors quote. `root`: the
+    checkout whose app.py runs (the load script compares this one with an older one)."""
     port = free_port()
     env = {**os.environ, **environ, "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out,
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

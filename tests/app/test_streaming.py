@@ -2,17 +2,20 @@
 while an answer is being decoded, and the page in Chromium with an answer slow enough to watch."""
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from gradio_client import Client
 
 from app.config import AppConfig
-from app.handlers import Handlers
-from app.messages import ANSWER_COMING
+from app.handlers import TEXT_UPDATE_S, Handlers
+from app.messages import ANSWER_COMING, streaming_answer
 from app.runs import RunRequest
+from segearth import AnswerStream, Predictor
 from segearth.model import generation
 
 from tests.browser import needs_chromium
@@ -74,6 +77,47 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
     assert all(update.downloads is not shown.downloads and not isinstance(update.downloads, list)
                for update in rest)  # nothing written for the stopped run
     assert not [t for t in threading.enumerate() if t.name == "segearth-answer"]
+
+
+def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_environ, checkpoint,
+                                                                         monkeypatch):
+    """Twenty pieces, 50 ms apart: the first words go out at once, later ones at most every
+    `TEXT_UPDATE_S`; the answer's update re-sends what the mask's update rendered (the same
+    objects) and writes the JSON record alone again."""
+    words = [f"word{i} " for i in range(20)]
+
+    def quick_words(self, result):
+        def decode(streamer, cancel):
+            for word in words:
+                time.sleep(0.05)
+                streamer.on_finalized_text(word)
+            return "".join(words).strip()
+        return AnswerStream(self.tokenizer, decode)
+
+    monkeypatch.setattr(Predictor, "answer_stream", quick_words)
+    handlers = Handlers(AppConfig.from_env(app_environ))
+    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
+                         0.05, 0.5)
+    updates = handlers.run(request, SimpleNamespace(session_hash="visitor"),
+                           progress=lambda *args, **kwargs: None)
+    shown = next(updates)
+    written = {path: Path(path).stat().st_mtime_ns for path in shown.downloads}
+    *texts, final = [(time.monotonic(), update) for update in updates]
+
+    assert texts[0][1].answer == streaming_answer(words[0])  # the first piece, not held back
+    assert all(update.answer.endswith("…") and isinstance(update.map, dict)
+               and update.map == {"__type__": "update"} for _, update in texts)  # the text alone
+    spread = texts[-1][0] - texts[0][0]
+    assert len(texts) <= 2 + spread / TEXT_UPDATE_S < len(words)  # batched
+    final = final[1]
+    assert final.answer == "".join(words).strip()
+    for output in ("map", "image", "tabs", "regions", "picker", "compare", "compare_left"):
+        assert getattr(final, output) is getattr(shown, output), output  # not rendered again
+    assert final.downloads == shown.downloads  # the same set ...
+    (record,) = [path for path in written if path.endswith(".json")]
+    assert json.loads(Path(record).read_text())["answer"] == final.answer  # ... its record anew
+    assert all(Path(path).stat().st_mtime_ns == mtime for path, mtime in written.items()
+               if path != record)  # the other files were written once
 
 
 #: Records in the page (window.segearthSeen, ms) when the mask's regions, the first answer words
