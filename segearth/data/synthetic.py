@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,14 @@ SPLITS = ("train", "val")
 DEFAULT_EMPTY_FRACTION = 0.15
 #: Relative range of each side when ``vary_size`` is on (aspect ratios from 0.5 to 2).
 SIZE_RANGE = (0.7, 1.4)
+#: Categories a real forest photograph (the CC0 NEON orthophotos the demo model may train on)
+#: may itself hold. Items drawn over a photograph never ask about them, since its unlabelled
+#: trees, clearings or tracks could answer the question; every other category is absent from
+#: the photograph unless drawn on it.
+PHOTO_CATEGORIES = ("forest", "farmland", "road")
+#: Side of the square cut from a photograph as a background, relative to the item's longer side
+#: (the photograph's 10 cm pixels shown from 0.6 to 2.5 times coarser or finer).
+PHOTO_CROP_RANGE = (0.6, 2.5)
 
 
 @dataclass(frozen=True)
@@ -164,12 +174,17 @@ def make_item(
     size: tuple[int, int],
     rng: np.random.Generator,
     questions_per_item: int = 3,
+    background: np.ndarray | None = None,
 ) -> SyntheticItem:
-    """Draw one scene. The target (if any) is drawn last so that its mask is exactly what shows."""
+    """Draw one scene. The target (if any) is drawn last so that its mask is exactly what shows.
+
+    ``background`` (an image of ``size``, e.g. `photo_background`) replaces the drawn land; over
+    it the scene may hold no distractor at all, so that a bare photograph is asked about too.
+    """
     height, width = size
-    image = draw_background(height, width, rng)
+    image = draw_background(height, width, rng) if background is None else background.copy()
     candidates = [c for c in categories_for(split) if not conflicts(category, c)]
-    wanted = int(rng.integers(1, 4))
+    wanted = int(rng.integers(1 if background is None else 0, 4))
     distractors: list[str] = []
     for candidate in rng.permutation(candidates):
         if len(distractors) == wanted:
@@ -212,6 +227,29 @@ def draw_apart(
     return mask
 
 
+@lru_cache(maxsize=8)
+def _photo_pixels(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def photo_background(photo: str | Path, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random square of ``photo`` (side `PHOTO_CROP_RANGE` x the item's longer side, at most the
+    photograph's shorter side), turned by a multiple of 90 degrees, maybe mirrored, with its
+    brightness and contrast moved by up to 15 %, resized to ``size``: real land for a scene."""
+    pixels = _photo_pixels(str(photo))
+    height, width = size
+    side = int(min(max(height, width) * rng.uniform(*PHOTO_CROP_RANGE), *pixels.shape[:2]))
+    top = int(rng.integers(pixels.shape[0] - side + 1))
+    left = int(rng.integers(pixels.shape[1] - side + 1))
+    crop = np.rot90(pixels[top:top + side, left:left + side], int(rng.integers(4)))
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    resized = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((width, height), Image.BILINEAR), np.float32)
+    mean = resized.mean()
+    resized = (resized - mean) * rng.uniform(0.85, 1.15) + mean * rng.uniform(0.85, 1.15)
+    return np.clip(resized, 0, 255).astype(np.uint8)
+
+
 def generate_dataset(
     out_dir: str | Path,
     n_train: int = 400,
@@ -222,18 +260,29 @@ def generate_dataset(
     vary_size: bool = False,
     questions_per_item: int = 3,
     overwrite: bool = False,
+    photos: Sequence[str | Path] = (),
+    photo_fraction: float = 0.0,
 ) -> Path:
     """Write the dataset and return ``out_dir``.
 
     Categories are spread evenly over each split's items; exactly
     ``round(n * empty_fraction)`` items per split are empty targets. With ``vary_size`` each
     image gets its own width and height in ``image_size * SIZE_RANGE`` (non-square, to exercise
-    the padding in preprocessing). Existing split folders are an error unless ``overwrite``,
-    which deletes them first.
+    the padding in preprocessing). With ``photos`` (real aerial photographs, paths), a share
+    ``photo_fraction`` of the items about categories outside `PHOTO_CATEGORIES` is drawn over a
+    crop of one of them (`photo_background`) instead of drawn land, so that a model learns that
+    real land holds none of the drawn targets. Existing split folders are an error unless
+    ``overwrite``, which deletes them first.
     """
     out_dir = Path(out_dir)
     if not 0 <= empty_fraction <= 1:
         raise InputError(f"empty_fraction must be within [0, 1], got {empty_fraction}.")
+    if not 0 <= photo_fraction <= 1 or (photo_fraction and not photos):
+        raise InputError(f"photo_fraction must be within [0, 1] and needs photos, got {photo_fraction}.")
+    photos = [str(p) for p in photos]
+    missing = [p for p in photos if not Path(p).is_file()]
+    if missing:
+        raise InputError(f"photos not found: {missing}")
     for split in SPLITS:
         split_dir = out_dir / split
         if split_dir.exists() and any(split_dir.iterdir()):
@@ -251,7 +300,10 @@ def generate_dataset(
         for index in range(count):
             rng = np.random.default_rng([seed, split_code, index])
             size = _item_size(image_size, vary_size, rng)
-            item = make_item(assigned[index], index in empty, split, size, rng, questions_per_item)
+            background = None
+            if photos and assigned[index] not in PHOTO_CATEGORIES and rng.random() < photo_fraction:
+                background = photo_background(photos[int(rng.integers(len(photos)))], size, rng)
+            item = make_item(assigned[index], index in empty, split, size, rng, questions_per_item, background)
             write_item(out_dir / split, f"{split}_{index:05d}", item)
     (out_dir / "synthetic.json").write_text(
         json.dumps(
@@ -264,6 +316,8 @@ def generate_dataset(
                 "vary_size": vary_size,
                 "empty_fraction": empty_fraction,
                 "questions_per_item": questions_per_item,
+                "photos": photos,
+                "photo_fraction": photo_fraction,
                 "held_out_categories": list(HELD_OUT_CATEGORIES),
             },
             indent=1,

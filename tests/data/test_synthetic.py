@@ -16,6 +16,7 @@ from segearth.data.synthetic import (
     CATEGORIES,
     HELD_OUT_CATEGORIES,
     HELD_OUT_QUESTIONS,
+    PHOTO_CATEGORIES,
     QUESTIONS,
     SEEN_CATEGORIES,
     TEMPLATES,
@@ -192,3 +193,29 @@ def test_questions_that_two_categories_answer_never_share_a_scene() -> None:
     assert conflicts("lake", "river") and conflicts("bridge", "road") and conflicts("pond", "pond")
     assert conflicts("greenhouse", "farmland") and conflicts("stadium", "tennis court")
     assert not conflicts("runway", "road") and not conflicts("forest", "building")
+
+
+PHOTO = Path(__file__).resolve().parents[2] / "assets" / "examples" / "neon_yell_road_forest.jpg"
+
+
+def test_photo_backgrounds_replace_drawn_land_only_for_categories_a_photo_cannot_hold(tmp_path: Path) -> None:
+    """With every item over the photograph where allowed: items about `PHOTO_CATEGORIES` keep
+    drawn land, the others show the photograph's colours (its greens and shadows, not the drawn
+    palette), and the bytes still follow the seed."""
+    settings = dict(n_train=40, n_val=0, image_size=64, seed=5, empty_fraction=0.5,
+                    photos=[str(PHOTO)], photo_fraction=1.0)
+    root = generate_dataset(tmp_path / "a", **settings)
+    assert _files(root) == _files(generate_dataset(tmp_path / "b", **settings))
+    plain = generate_dataset(tmp_path / "c", **{**settings, "photos": (), "photo_fraction": 0.0})
+    assert json.loads((root / "synthetic.json").read_text())["photos"] == [str(PHOTO)]
+    changed = []
+    for sample in read_earthreason(root, "train"):
+        drawn = np.asarray(Image.open(plain / "train" / "images" / sample.image_path.name))
+        image = np.asarray(Image.open(sample.image_path))
+        if sample.category in PHOTO_CATEGORIES:
+            assert (image == drawn).all()
+        else:
+            changed.append(not (image == drawn).all())
+    assert changed and all(changed)
+    with pytest.raises(InputError, match="photo_fraction"):
+        generate_dataset(tmp_path / "d", n_train=2, n_val=0, image_size=64, photo_fraction=0.5)
