@@ -1,32 +1,45 @@
-"""Do bf16 masks on the CPU agree with fp32? The measurement behind `auto`'s choice on CPUs.
+"""Is a faster precision good enough for `auto` on a CPU? `segearth.runtime.YARDSTICK`, measured.
 
-Two yardsticks, both at the image's own size (IoU 1 when both masks are empty):
-  * trained weights: the bundled demo model (assets/demo-checkpoint), bf16 against fp32 on
-    synthetic scenes (`segearth.data.synthetic`, validation split), the same scenes at two
-    image sizes; every item must reach `BF16_MIN_IOU`;
-  * the authors' masks: the parity e2e split (7 EarthReason items, the parity weights at the
-    released 1024 canvas) in bf16 against the authors' golden masks, within the bound
-    `tests/inference/test_bf16_parity.py` holds (its `MIN_BF16_IOU`).
+Each candidate against fp32 on the same items:
+  * the bundled demo model (assets/demo-checkpoint) on synthetic validation scenes
+    (`segearth.data.synthetic`): `YARDSTICK.present_scenes` with the target, drawn evenly over
+    `--sizes`, and `YARDSTICK.absent_scenes` without it. gIoU and cIoU against the ground truth
+    (each within `max_score_gap` of fp32's), the found / not-found decision (the same as fp32's on
+    at least `min_found_agreement` of the items; the flipped ones are listed) and the mean mask
+    IoU against fp32 (at least `min_mean_iou`; 1 where both masks are empty);
+  * the parity e2e split (7 EarthReason items, the parity weights at the released 1024 canvas)
+    against the authors' golden masks, within the bound `tests/inference/test_bf16_parity.py`
+    holds (its `MIN_BF16_IOU`). Where bf16 is emulated (no avx512_bf16/amx_bf16: minutes an item)
+    a candidate that runs bf16 is checked on the first item only, as that test does.
 
-    python benchmarks/bf16_agreement.py [--synthetic 50] [--sizes 256 512]
+Candidates: bf16; int8 (the LLM's decoder linears in dynamic int8, the vision as this CPU runs
+it: bf16 with bf16 units, fp32 without); int8-bf16-vision (int8 as a CPU with bf16 units runs
+it, simulated here where there are none: the same arithmetic, emulated).
 
-`segearth.runtime.BF16_AGREES_ON_CPU` may be True only if both hold. The parity weights are
-untrained, so their masks are not the yardstick for agreement itself (README, "bf16 on a CPU").
+    python benchmarks/bf16_agreement.py [--candidates bf16 int8 int8-bf16-vision] [--sizes 256 512]
+
+A candidate may be in `segearth.runtime.PASSES_YARDSTICK` only if it passes. The parity weights
+are untrained, so their masks are not the yardstick for agreement itself (docs/speed.md, "bf16 on
+a CPU").
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
+from segearth import runtime
 from segearth.data import synthetic
-from segearth.metrics import intersection_union, sample_iou
 from segearth.image_processing import canvas_to_image
+from segearth.metrics import SegmentationMetrics, intersection_union, sample_iou
 from segearth.predictor import Predictor
-from segearth.runtime import BF16_MIN_IOU
+from segearth.runtime import YARDSTICK
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the authors' masks and the parity bound live with their tests
@@ -35,64 +48,151 @@ from tests.inference.test_e2e_parity import SPLIT, STEMS, golden_mask  # noqa: E
 from tests.parity_fixture import PARITY, build_parity_checkpoint  # noqa: E402
 
 DEMO_CHECKPOINT = REPO / "assets" / "demo-checkpoint"
+#: candidate -> (precision, whether it is run as on a CPU with bf16 units)
+CANDIDATES = {"bf16": ("bf16", False), "int8": ("int8", False), "int8-bf16-vision": ("int8", True)}
+
+
+@dataclass(frozen=True)
+class Scene:
+    size: int
+    index: int
+    category: str
+    empty: bool
+    image: np.ndarray
+    mask: np.ndarray
+    question: str
+
+    def __str__(self) -> str:
+        return f"{self.size} px #{self.index} {self.category}{' (absent)' if self.empty else ''}"
+
+
+@dataclass
+class Outcome:
+    """One precision's masks and found decisions on the scenes, in order."""
+
+    masks: list[np.ndarray] = field(default_factory=list)
+    found: list[bool] = field(default_factory=list)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if not a.any() and not b.any() else sample_iou(*intersection_union(a, b))
 
 
-def synthetic_agreement(count: int, sizes: list[int], device: str = "cpu") -> list[float]:
-    """bf16 vs fp32 IoU of the demo model on `count` scenes drawn at each size (the same
-    categories and seeds at every size), printed as they come."""
-    predictors = [Predictor.from_pretrained(DEMO_CHECKPOINT, precision=p, device=device) for p in ("fp32", "bf16")]
-    ious = []
+def scenes(sizes: list[int]) -> list[Scene]:
+    """`YARDSTICK`'s present- and absent-target scenes, spread evenly over `sizes` (the same
+    categories and seeds at every size)."""
+    drawn = []
     for size in sizes:
         rng = np.random.default_rng(0)
-        for i in range(count):
-            category = str(rng.choice(synthetic.categories_for("val")))
-            item = synthetic.make_item(category, empty=False, split="val", size=(size, size), rng=rng)
-            masks = []
-            for predictor in predictors:
-                predictor.set_image(item.image)
-                masks.append(predictor.predict(item.questions[0], answer=False).mask)
-            ious.append(mask_iou(*masks))
-            print(f"synthetic {size} px {i:>3} ({category:<24}){ious[-1]:>8.4f}", flush=True)
-    return ious
+        for empty, total in ((False, YARDSTICK.present_scenes), (True, YARDSTICK.absent_scenes)):
+            for i in range(-(-total // len(sizes))):
+                category = str(rng.choice(synthetic.categories_for("val")))
+                item = synthetic.make_item(category, empty=empty, split="val", size=(size, size), rng=rng)
+                drawn.append(Scene(size, i, category, empty, item.image, item.mask, item.questions[0]))
+    return drawn
 
 
-def parity_against_the_authors(device: str = "cpu") -> list[float]:
-    """bf16 vs the authors' golden masks on the parity e2e split, as the bf16 parity test measures
-    (our fp32 masks equal theirs to IoU >= 0.99999, so this is bf16 against fp32 too). The parity
-    weights are built once from the fixtures (`SEGEARTH_SHARED` names their root elsewhere)."""
+@contextmanager
+def as_on_a_bf16_cpu(simulated: bool):
+    """`runtime` told the CPU has bf16 units (where `simulated`): int8 then runs the vision in bf16."""
+    if not simulated:
+        yield
+        return
+    flags = runtime.cpu_flags() | {"avx512_bf16"}
+    with mock.patch.object(runtime, "cpu_flags", lambda: flags):
+        yield
+
+
+def predictor(checkpoint: Path, candidate: str) -> Predictor:
+    precision, simulated = CANDIDATES.get(candidate, (candidate, False))
+    with as_on_a_bf16_cpu(simulated):
+        return Predictor.from_pretrained(checkpoint, precision=precision, device="cpu")
+
+
+def run_scenes(candidate: str, drawn: list[Scene]) -> Outcome:
+    model = predictor(DEMO_CHECKPOINT, candidate)
+    outcome = Outcome()
+    for scene in drawn:
+        model.set_image(scene.image)
+        result = model.predict(scene.question, answer=False)
+        outcome.masks.append(result.mask)
+        outcome.found.append(result.found)
+    return outcome
+
+
+def runs_bf16(candidate: str) -> bool:
+    precision, simulated = CANDIDATES[candidate]
+    return precision == "bf16" or (simulated or runtime.cpu_has_native_bf16()) and precision == "int8"
+
+
+def parity_against_the_authors(candidate: str) -> list[float]:
+    """The candidate's masks against the authors' golden masks on the parity e2e split, as the bf16
+    parity test measures them (our fp32 masks equal theirs to IoU >= 0.99999). The parity weights
+    are built once from the fixtures (`SEGEARTH_SHARED` names their root elsewhere)."""
     if not PARITY.is_dir():
         raise FileNotFoundError(f"no parity fixtures at {PARITY}: set SEGEARTH_SHARED to the folder holding reference/parity")
-    predictor = Predictor.from_pretrained(build_parity_checkpoint(), precision="bf16", device=device)
+    model = predictor(build_parity_checkpoint(), candidate)
+    stems = STEMS[:1] if runs_bf16(candidate) and not runtime.cpu_has_native_bf16() else STEMS
     ious = []
-    for stem in STEMS:
+    for stem in stems:
         question = json.loads((SPLIT / "QAs" / f"{stem}.json").read_text())["questions"][0]
-        predictor.set_image(SPLIT / "images" / f"{stem}.png")
-        mask = predictor.predict(question, answer=False).mask
-        golden = canvas_to_image(golden_mask(stem).astype(np.float32), predictor._image.geometry) > 0.5
+        model.set_image(SPLIT / "images" / f"{stem}.png")
+        mask = model.predict(question, answer=False).mask
+        golden = canvas_to_image(golden_mask(stem).astype(np.float32), model._image.geometry) > 0.5
         ious.append(mask_iou(mask, golden))
-        print(f"parity {stem} bf16 vs the authors {ious[-1]:>8.4f}", flush=True)
+        print(f"parity {stem} {candidate} vs the authors {ious[-1]:>8.4f}", flush=True)
     return ious
+
+
+def scores(drawn: list[Scene], outcome: Outcome) -> dict[str, float]:
+    metrics = SegmentationMetrics()
+    for scene, mask in zip(drawn, outcome.masks):
+        metrics.add(mask, scene.mask)
+    return metrics.summary()
+
+
+def verdict(candidate: str, drawn: list[Scene], fp32: Outcome, outcome: Outcome, parity: list[float]) -> bool:
+    """Print the candidate's figures against `YARDSTICK`; whether it passes."""
+    ours, theirs = scores(drawn, fp32), scores(drawn, outcome)
+    flipped = [str(s) for s, a, b in zip(drawn, fp32.found, outcome.found) if a != b]
+    agreement = 1 - len(flipped) / len(drawn)
+    ious = [mask_iou(a, b) for a, b in zip(fp32.masks, outcome.masks)]
+    identical = sum(np.array_equal(a, b) for a, b in zip(fp32.masks, outcome.masks))
+    checks = {
+        f"gIoU {100 * theirs['gIoU']:.2f} vs fp32 {100 * ours['gIoU']:.2f} (within {100 * YARDSTICK.max_score_gap:.1f})":
+            abs(theirs["gIoU"] - ours["gIoU"]) <= YARDSTICK.max_score_gap,
+        f"cIoU {100 * theirs['cIoU']:.2f} vs fp32 {100 * ours['cIoU']:.2f} (within {100 * YARDSTICK.max_score_gap:.1f})":
+            abs(theirs["cIoU"] - ours["cIoU"]) <= YARDSTICK.max_score_gap,
+        f"found / not found as fp32 on {agreement:.1%} of {len(drawn)} items (>= {YARDSTICK.min_found_agreement:.0%}); "
+        f"flipped: {', '.join(flipped) or 'none'}": agreement >= YARDSTICK.min_found_agreement,
+        f"mean mask IoU vs fp32 {np.mean(ious):.4f} (>= {YARDSTICK.min_mean_iou}); worst {min(ious):.4f}, "
+        f"{identical} of {len(drawn)} masks identical": np.mean(ious) >= YARDSTICK.min_mean_iou,
+        f"parity e2e split vs the authors: worst IoU {min(parity):.4f} over {len(parity)} item(s) "
+        f"(>= {MIN_BF16_IOU})": min(parity) >= MIN_BF16_IOU,
+    }
+    passes = all(checks.values())
+    print(f"\n{candidate}: {'PASSES' if passes else 'FAILS'} the yardstick")
+    for line, holds in checks.items():
+        print(f"  {'holds' if holds else 'FAILS'}  {line}")
+    return passes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--synthetic", type=int, default=50, help="synthetic scenes per size (at least 50)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="scene sizes in pixels")
+    parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="scene sizes in pixels (two or more)")
     args = parser.parse_args()
-    synthetic_ious = synthetic_agreement(args.synthetic, args.sizes)
-    parity_ious = parity_against_the_authors()
-    trained = min(synthetic_ious) >= BF16_MIN_IOU
-    parity = min(parity_ious) >= MIN_BF16_IOU
-    print(f"\ndemo model, {len(synthetic_ious)} synthetic scenes at {args.sizes} px: worst bf16 vs fp32 IoU "
-          f"{min(synthetic_ious):.4f}, mean {np.mean(synthetic_ious):.4f} (needs >= {BF16_MIN_IOU}: "
-          f"{'holds' if trained else 'FAILS'})")
-    print(f"parity e2e split, bf16 vs the authors: worst IoU {min(parity_ious):.4f} (the bf16 parity test's "
-          f"bound {MIN_BF16_IOU}: {'holds' if parity else 'FAILS'})")
-    print(f"BF16_AGREES_ON_CPU may be {trained and parity}")
+    drawn = scenes(args.sizes)
+    present = sum(not s.empty for s in drawn)
+    print(f"{present} present-target and {len(drawn) - present} absent-target scenes at {args.sizes} px; "
+          f"CPU bf16 units: {runtime.cpu_has_native_bf16()}", flush=True)
+    fp32 = run_scenes("fp32", drawn)
+    passing = []
+    for candidate in args.candidates:
+        outcome = run_scenes(candidate, drawn)
+        if verdict(candidate, drawn, fp32, outcome, parity_against_the_authors(candidate)):
+            passing.append(candidate)
+    print(f"\npass the yardstick: {', '.join(passing) or 'none'}")
 
 
 if __name__ == "__main__":

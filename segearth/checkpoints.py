@@ -8,19 +8,23 @@ dropped by `RELEASED_UNUSED`. Our own layout is the model's state dict as is.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import load_state_dict_from_file, save_torch_state_dict
+from huggingface_hub import save_torch_state_dict
 
 from . import constants
 from .config import SegEarthConfig, from_released_config
 from .errors import CheckpointError
+from . import runtime
 from .model import SegEarthR1
+from .runtime import Placement
 
 # (regex on the released key, replacement in our model). First match wins.
 RELEASED_RENAMES: list[tuple[str, str]] = [
@@ -41,6 +45,7 @@ RELEASED_UNUSED = re.compile(
     r"^seg_query$|^predictor\.(query_feat|query_embed|SEG_query_embed|new_query_embed)\.|"
     r"^predictor\.(SEG_proj|CLASS_proj)\.|relative_position_index$"
 )
+_LLM_LAYER = re.compile(r"^llm\.model\.layers\.(\d+)\.")
 _FUSED_QKV = re.compile(r"^(llm\.model\.layers\.\d+\.self_attn\.)query_key_value\.(weight|bias)$")
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -124,38 +129,65 @@ def cached_config(checkpoint: str | os.PathLike) -> SegEarthConfig | None:
         return None
 
 
-def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
-    """Safetensors (single or sharded), or a .bin read with ``weights_only`` (never arbitrary
-    pickles); huggingface_hub reads each file."""
+def weight_files(folder: Path) -> list[Path]:
+    """The checkpoint's weight files: safetensors (single or sharded), or a .bin."""
     index = folder / "model.safetensors.index.json"
     singles = sorted(folder.glob("*.safetensors"))
     if (folder / "model.safetensors").is_file():
-        files = [folder / "model.safetensors"]
-    elif index.is_file():
-        files = [folder / shard for shard in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
-    elif len(singles) == 1:
-        files = singles
-    elif (folder / "pytorch_model.bin").is_file():
-        files = [folder / "pytorch_model.bin"]
-    else:
-        raise CheckpointError(f"{folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}.")
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        state.update(_read_weights(file))
-    return state
+        return [folder / "model.safetensors"]
+    if index.is_file():
+        return [folder / shard for shard in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    if len(singles) == 1:
+        return singles
+    if (folder / "pytorch_model.bin").is_file():
+        return [folder / "pytorch_model.bin"]
+    raise CheckpointError(f"{folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}.")
 
 
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    pickled = path.suffix == ".bin"
-    try:
-        return load_state_dict_from_file(path, map_location="cpu", weights_only=True, safe=not pickled)
-    except Exception as err:  # noqa: BLE001 - any failure to read means a damaged or unsafe file
-        if pickled:
+#: safetensors' dtype names -> torch's
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                       "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def _tensors(path: Path) -> dict[str, tuple[torch.Tensor, Callable[[], torch.Tensor]]]:
+    """Each tensor of a weight file -> (its shape and dtype as a meta tensor, a function reading
+    it). A safetensors file is read one tensor at a time with plain reads (its header says
+    where each lies), so only the tensor being loaded is in memory: the `safetensors` package
+    maps the whole file, whose pages then count as resident until it is closed. A .bin is read
+    with ``weights_only`` (never arbitrary pickles)."""
+    if path.suffix == ".bin":
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            if not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise TypeError("not every entry is a tensor")
+        except Exception as err:  # noqa: BLE001 - any failure to read means an unsafe or damaged file
             raise CheckpointError(
                 f"{path.name} is not a plain tensor file ({type(err).__name__}); we do not unpickle "
                 "arbitrary objects. Convert it to safetensors."
             ) from None
+        return {k: (v.to("meta"), lambda v=v: v) for k, v in state.items()}
+    try:
+        with path.open("rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(length))
+        header.pop("__metadata__", None)
+        size = path.stat().st_size
+        entries = {k: (_SAFETENSORS_DTYPES[v["dtype"]], tuple(v["shape"]), *v["data_offsets"]) for k, v in header.items()}
+        if any(8 + length + end > size for *_, end in entries.values()):
+            raise ValueError(f"{size} bytes, shorter than its header says")
+    except (ValueError, KeyError, TypeError, OSError) as err:
         raise CheckpointError(f"{path.name} is damaged or incomplete ({err}). Download it again.") from None
+
+    def read(dtype: torch.dtype, shape: tuple[int, ...], start: int, end: int) -> torch.Tensor:
+        data = bytearray(end - start)
+        with path.open("rb") as f:
+            f.seek(8 + length + start)
+            f.readinto(data)
+        return torch.frombuffer(data, dtype=dtype).reshape(shape) if data else torch.empty(shape, dtype=dtype)
+
+    return {k: (torch.empty(shape, dtype=dtype, device="meta"), functools.partial(read, dtype, shape, start, end))
+            for k, (dtype, shape, start, end) in entries.items()}
 
 
 def convert_released(state: dict[str, torch.Tensor], num_heads: int) -> dict[str, torch.Tensor]:
@@ -192,10 +224,19 @@ def tied_duplicates(model: torch.nn.Module) -> set[str]:
 
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load or raise a `CheckpointError` naming every missing, unexpected and mis-shaped tensor."""
+    state = check_fits(model, state, source)
+    model.load_state_dict(state, strict=False)  # every key was checked; tied ones follow
+
+
+def check_fits(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """`state` (real or meta tensors) with a zero lm_head bias added where the model has one and
+    the checkpoint not (the released one); raises a `CheckpointError` naming every missing,
+    unexpected and mis-shaped tensor."""
     tied = tied_duplicates(model)
     own = {k: v for k, v in model.state_dict().items() if k not in tied}
     if "llm.lm_head.bias" in own and "llm.lm_head.bias" not in state:
-        state = {**state, "llm.lm_head.bias": torch.zeros_like(own["llm.lm_head.bias"])}
+        bias = own["llm.lm_head.bias"]
+        state = {**state, "llm.lm_head.bias": torch.zeros(bias.shape, dtype=bias.dtype)}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mis_shaped = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
@@ -207,7 +248,7 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: st
                 lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:20])
                              + (" ..." if len(items) > 20 else ""))
         raise CheckpointError("\n".join(lines))
-    model.load_state_dict(state, strict=False)  # every key was checked above; tied ones follow
+    return state
 
 
 def load_tokenizer(folder: Path):
@@ -245,14 +286,46 @@ def save(model: SegEarthR1, folder: str | os.PathLike, tokenizer=None, extra: di
     return folder
 
 
-def load(checkpoint: str | os.PathLike, dtype: torch.dtype = torch.float32):
-    """(model in eval mode, tokenizer, resolved folder) from a folder or hub id, either layout."""
+def load(checkpoint: str | os.PathLike, dtype: torch.dtype = torch.float32, placement: Placement | None = None):
+    """(model in eval mode, tokenizer, resolved folder) from a folder or hub id, either layout:
+    the whole model in `dtype`, or each part as `placement` runs it (`runtime.part_dtypes`, the
+    LLM's decoder layers quantised to int8 as each is read where the placement asks for it;
+    `runtime.place` then has nothing left to change).
+
+    Each tensor is read alone straight into the parameter it fills, in that parameter's dtype:
+    the model is built without drawing random weights (its memory is untouched until a tensor
+    lands in it) and no copy of the whole checkpoint in another dtype ever exists, so the
+    released model in bf16 peaks at its bf16 size, not at the 6.4 GB of fp32 (docs/speed.md)."""
+    from transformers.initialization import no_init_weights
+
     folder = resolve(checkpoint)
     config, released = read_config(folder)
     tokenizer = load_tokenizer(folder)
-    state = read_state_dict(folder)
-    if released:
-        state = convert_released(state, config.llm.num_heads)
-    model = SegEarthR1(config)
-    load_into(model, state, source=str(checkpoint))
-    return model.to(dtype).eval(), tokenizer, folder
+    tensors = {k: v for file in weight_files(folder) for k, v in _tensors(file).items()}
+    with no_init_weights():  # which also skips transformers' tying of the LLM's embeddings
+        model = SegEarthR1(config).eval()
+    model.llm.tie_weights()
+    if placement is None:
+        model.to(dtype)
+    else:
+        runtime.cast(model, placement)
+    convert = functools.partial(convert_released, num_heads=config.llm.num_heads) if released else dict
+    stored = convert({k: meta for k, (meta, _) in tensors.items()})
+    check_fits(model, stored, source=str(checkpoint))
+    tied = tied_duplicates(model)
+    own = {k: v for k, v in model.state_dict(keep_vars=True).items() if k not in tied}
+    quantize = placement is not None and runtime.quantizes_on_cpu(placement)
+    layers = model.llm.model.layers
+    unread = [{k for k in own if k.startswith(f"llm.model.layers.{i}.")} for i in range(len(layers))]
+    with torch.no_grad():
+        if "llm.lm_head.bias" in own and "llm.lm_head.bias" not in stored:
+            own.pop("llm.lm_head.bias").zero_()
+        for key, (_, read) in tensors.items():
+            for name, tensor in convert({key: read()}).items():
+                own.pop(name).copy_(tensor)
+                layer = _LLM_LAYER.match(name)
+                if layer:
+                    unread[int(layer[1])].discard(name)
+                    if quantize and not unread[int(layer[1])]:  # its fp32 linears are freed now
+                        runtime.quantize_layer_cpu(layers[int(layer[1])])
+    return model, tokenizer, folder

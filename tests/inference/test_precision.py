@@ -1,5 +1,5 @@
-"""`auto` precision: bf16 on CPUs with native bf16 matrix units (simulated both ways), and only
-while bf16 masks are recorded to agree with fp32; int8 on a CPU through PyTorch's own kernels."""
+"""`auto` precision: the fastest CPU precision that passes `YARDSTICK` (bf16 only on CPUs with
+native bf16 matrix units, simulated both ways); int8 on a CPU through PyTorch's own kernels."""
 from __future__ import annotations
 
 import subprocess
@@ -32,11 +32,11 @@ def test_native_bf16_is_read_from_the_cpu_flags(flags, native):
 
 
 def test_auto_on_a_cpu_with_native_bf16(monkeypatch):
+    """The fastest precision that passes the yardstick: int8 (bf16 vision), then bf16, then fp32."""
     monkeypatch.setattr(runtime_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
-    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", True)
-    assert resolve_precision("auto", CPU) == "bf16"
-    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", False)  # masks would disagree
-    assert resolve_precision("auto", CPU) == "fp32"
+    for passing, expected in (({"bf16", "int8"}, "int8"), ({"bf16"}, "bf16"), (set(), "fp32")):
+        monkeypatch.setattr(runtime_module, "PASSES_YARDSTICK", frozenset(passing))
+        assert resolve_precision("auto", CPU) == expected
 
 
 @pytest.mark.parametrize("flags, native", [
@@ -46,24 +46,26 @@ def test_auto_on_a_cpu_with_native_bf16(monkeypatch):
     (set(), False),  # flags unknown
 ])
 def test_auto_as_shipped_follows_the_cpu(monkeypatch, tiny_checkpoint, flags, native):
-    """The rule as released, under simulated CPU flags: bf16 only on CPUs with bf16 units and
-    only while `BF16_AGREES_ON_CPU` (measured on trained weights) holds; the predictor built
-    with `auto` really holds weights of that precision."""
+    """The rule as released, under simulated CPU flags: the predictor built with `auto` really
+    holds the parts in the dtypes of what `auto` resolved to (int8: its vision in bf16 only with
+    bf16 units, its LLM's decoder linears int8 and other LLM tensors fp32)."""
     monkeypatch.setattr(runtime_module, "cpu_flags", lambda: flags)
-    expected = "bf16" if native and runtime_module.BF16_AGREES_ON_CPU else "fp32"
+    expected = runtime_module.cpu_auto(native)
     predictor = Predictor.from_pretrained(tiny_checkpoint, precision="auto", device="cpu")
     assert predictor.precision == expected
-    assert next(predictor.model.parameters()).dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[expected]
+    vision = torch.bfloat16 if expected == "bf16" or (expected == "int8" and native) else torch.float32
+    assert next(predictor.model.encoder.parameters()).dtype == vision
+    assert next(predictor.model.mask_decoder.parameters()).dtype == vision
+    assert predictor.model.llm.lm_head.weight.dtype == (torch.bfloat16 if expected == "bf16" else torch.float32)
 
 
 def test_auto_on_a_cpu_without_native_bf16(monkeypatch):
     monkeypatch.setattr(runtime_module, "cpu_flags", lambda: {"avx2", "fma"})
-    monkeypatch.setattr(runtime_module, "BF16_AGREES_ON_CPU", True)
-    assert resolve_precision("auto", CPU) == "fp32"
+    monkeypatch.setattr(runtime_module, "PASSES_YARDSTICK", frozenset({"bf16"}))
+    assert resolve_precision("auto", CPU) == "fp32"  # emulated bf16 is slower than fp32
     assert resolve_precision("bf16", CPU) == "bf16"  # asked for explicitly, it still runs
     with pytest.raises(InputError, match="fp16 needs a GPU"):
         resolve_precision("fp16", CPU)
-
 
 
 # --- int8 on a CPU: PyTorch's own kernels ----------------------------------------------------------
@@ -138,3 +140,26 @@ def test_bf16_asked_for_where_it_is_emulated_is_warned_about(monkeypatch, tiny_c
     assert any("emulated" in str(w.message) for w in caught) is warned
     assert ("emulated on this CPU" in precision_label("bf16")) is warned
     assert "emulated" not in precision_label("fp32")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_weights_are_read_into_their_final_dtypes(tiny_checkpoint, precision):
+    """`load` with a placement (each tensor read straight into its final dtype, int8 layers
+    quantised as they are read) gives exactly the model that loading in fp32 and placing gives."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    from segearth.checkpoints import load
+    from segearth.runtime import place, resolve
+
+    direct, _, _ = load(tiny_checkpoint, placement=resolve(precision, "cpu"))
+    placed, _ = place(load(tiny_checkpoint)[0], precision, "cpu")
+    ours, theirs = dict(direct.named_modules()), dict(placed.named_modules())
+    assert {k: type(m) for k, m in ours.items()} == {k: type(m) for k, m in theirs.items()}
+    for name, module in ours.items():
+        if isinstance(module, DynamicInt8Linear):
+            assert torch.equal(module.weight().int_repr(), theirs[name].weight().int_repr()), name
+            assert torch.equal(module.bias(), theirs[name].bias()), name
+    a, b = direct.state_dict(), placed.state_dict()
+    tensors = [k for k, v in a.items() if isinstance(v, torch.Tensor)]
+    assert tensors and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in tensors)
+    assert any(isinstance(m, DynamicInt8Linear) for m in ours.values()) == (precision == "int8")
