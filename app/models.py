@@ -84,6 +84,11 @@ class ModelCache:
                 self.status = (f"Could not load {name} ({type(err).__name__}); the first run "
                                f"tries again and says why.")
                 return
+            if zerogpu.active():  # at start-up only: no visitor's call pays the compile
+                try:
+                    zerogpu.compile_decoder(model.predictor)
+                except Exception as err:  # noqa: BLE001 - answers then decode eagerly
+                    log.warning("compiling the decoding step for %s failed: %s", checkpoint, err)
             warmed = "loaded" if zerogpu.active() else "loaded and warmed"
             self.status = (f"Model ready: {name} ({runs_on(model.predictor)}, {warmed} "
                            f"in {model.load_seconds:.1f} s).")

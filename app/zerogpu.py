@@ -23,10 +23,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
+import torch
 from transformers.generation.streamers import BaseStreamer
 
 from segearth import AnswerStream, Result
 from segearth.geo import GeoImage
+from segearth.model.generation import CompiledDecoder, DecodeStep
 from segearth.predictor import Predictor
 from segearth.regions import MIN_REGION_PX
 from segearth.result import check_threshold
@@ -69,6 +71,42 @@ def gpu(duration: int | Callable[..., int]) -> Callable[[F], F]:
 def call_seconds(predictor: Predictor, image: GeoImage, question: str, threshold: float) -> int:
     """The duration of one `ask` call, from its arguments (spaces calls it with them)."""
     return MASK_SECONDS + (ANSWER_SECONDS if predictor.config.answers else 0)
+
+
+#: Seconds asked for the start-up call that compiles the decoding step ahead of time (export
+#: and AOTInductor for Phi-1.5 on a GPU: a few minutes, *not yet measured*; 25 minutes is what
+#: the `spaces` package allows a start-up call).
+COMPILE_SECONDS = 600
+
+
+def compile_decoder(predictor: Predictor) -> None:
+    """Compiled decoding on ZeroGPU, where `torch.compile` is not allowed: the platform's
+    ahead-of-time way, called once at start-up in the main process after `load`. One GPU call
+    runs the warm-up question's answer with `spaces.aoti_capture` around the decoding step (the
+    step's real inputs), exports the step and compiles it with `spaces.aoti_compile`; the
+    compiled program comes back as plain data and `spaces.aoti_apply` makes it the step that
+    every later call's answers run (at that cache size; longer questions decode eagerly). No
+    visitor pays the compile. Only for bf16/fp16/fp32: bitsandbytes' layers are not exported."""
+    if not predictor.config.answers or predictor.precision not in ("bf16", "fp16", "fp32"):
+        return
+    import spaces
+
+    step = DecodeStep(predictor.model.llm)
+    compiled, size = _compile_step(predictor, step)
+    spaces.aoti_apply(compiled, step)
+    predictor.decoder = CompiledDecoder(predictor.model.llm, run=step, sizes=frozenset({size}))
+
+
+@gpu(duration=COMPILE_SECONDS)
+def _compile_step(predictor: Predictor, step: DecodeStep) -> tuple[Any, int]:
+    """(the AOTInductor program of `step`, the cache size it runs), inside the GPU call."""
+    import spaces
+
+    with torch.inference_mode():  # the captured inputs are inference tensors
+        with spaces.aoti_capture(step) as call:
+            predictor.try_decoder(CompiledDecoder(predictor.model.llm, run=step))
+        exported = torch.export.export(step, args=call.args, kwargs=call.kwargs)
+        return spaces.aoti_compile(exported), call.args[1].shape[-2]
 
 
 def load(checkpoint: str, precision: str) -> Predictor:

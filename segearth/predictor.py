@@ -106,11 +106,24 @@ class Predictor:
         # later images read it from the system prompt's cache on: other shapes, other kernels
         self.model.read_prefix(self._prefix_segments, self._image.features, self._text_start)
         self.predict(WARM_UP_QUESTION, answer=self.config.answers)
+        self._image = None
         if self.config.answers and self.decoder is None and compiled_decoding_pays(self.device, self.precision):
             self.decoder = CompiledDecoder(self.model.llm)
+            self.try_decoder(self.decoder)
+
+    @torch.inference_mode()
+    def try_decoder(self, decoder: CompiledDecoder) -> None:
+        """Decode two tokens of the warm-up question's answer about a blank image with `decoder`,
+        whatever its mask, and forget the image: its step runs at the cache size of a question of
+        usual length, which compiles it (`torch.compile`) or lets `spaces.aoti_capture` record
+        its inputs (`app.zerogpu.compile_decoder`)."""
+        self.set_image(np.zeros((32, 32, 3), np.uint8))
+        self.predict(WARM_UP_QUESTION, answer=False)
+        try:
             self.model.answer(self._image.prefix, self._image.question.embeds, self._lead_in, self._stop_ids,
-                              decoder=self.decoder, max_new_tokens=2)
-        self._image = None
+                              decoder=decoder, max_new_tokens=2)
+        finally:
+            self._image = None
 
     @property
     def device(self) -> torch.device:

@@ -146,7 +146,7 @@ def generate_answer(llm: nn.Module, prefix: PromptPrefix, question: torch.Tensor
     config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
                               pad_token_id=stop_ids[0], use_cache=True)
     stopping = StoppingCriteriaList([RepetitionStop(), *([Cancelled(cancel)] if cancel else [])])
-    if decoder is not None:
+    if decoder is not None and decoder.fits(prompt.shape[1], max_new_tokens):
         tokens = decoder.generate(prompt, prefix.cache, config, stopping, streamer)
     else:
         out = llm.generate(inputs_embeds=prompt, cache=prefix.cache, generation_config=config, streamer=streamer,
@@ -210,15 +210,21 @@ class DecodeStep(nn.Module):
 
 class CompiledDecoder:
     """Greedy decoding with a compiled `DecodeStep`: `torch.compile`d by default (each cache size
-    compiles once, on its first answer: `Predictor.warm_up` pays it), or `run` given (an
-    AOTInductor program). Its static caches are kept between answers, one per size; one answer at
-    a time (a predictor's answers are)."""
+    compiles once, on its first answer: `Predictor.warm_up` pays it), or `run` given, compiled
+    for the cache `sizes` only (an AOTInductor program: other sizes decode eagerly). Its static
+    caches are kept between answers, one per size; one answer at a time (a predictor's answers
+    are)."""
 
-    def __init__(self, llm: nn.Module, run: Callable[..., torch.Tensor] | None = None):
+    def __init__(self, llm: nn.Module, run: Callable[..., torch.Tensor] | None = None,
+                 sizes: frozenset[int] | None = None):
         self.llm = llm
-        self.step = DecodeStep(llm)
-        self.run = run or torch.compile(self.step, fullgraph=True, dynamic=False)
+        self.run = run or torch.compile(DecodeStep(llm), fullgraph=True, dynamic=False)
+        self.sizes = sizes
         self._caches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def fits(self, prompt_tokens: int, max_new_tokens: int) -> bool:
+        """Whether this prompt's static cache is one the step runs (every size unless `sizes`)."""
+        return self.sizes is None or self.cache_size(prompt_tokens, max_new_tokens) in self.sizes
 
     @staticmethod
     def cache_size(prompt_tokens: int, max_new_tokens: int) -> int:

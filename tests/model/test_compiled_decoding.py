@@ -1,6 +1,6 @@
-"""Compiled decoding gives exactly the eager tokens: the static cache, the compiled step
-(`torch.compile`, and the AOTInductor program ZeroGPU runs, built here on the CPU through the
-`spaces` package's own `aoti_compile` / `aoti_apply`), the stop rules and the streamed pieces.
+"""Compiled decoding gives exactly the eager tokens: the static cache, the `torch.compile`d
+step, the stop rules, cancelling and the streamed pieces. (The AOTInductor program ZeroGPU runs:
+tests/app/test_zerogpu_aoti.py.)
 
 One tiny model and one decoder per module: each cache size compiles once (tens of seconds on
 a small CPU), then every test reuses it."""
@@ -104,27 +104,46 @@ def test_cancel_stops_at_the_next_token(parts, decoder):
     assert tokens == answer(parts, 0, None)[:2]
 
 
-def test_one_cache_size_per_question_length(parts, decoder):
+def test_one_cache_size_per_question_length():
     """Questions of similar length share one static cache (one compiled graph)."""
     size = generation.CompiledDecoder.cache_size
     assert size(150, 2) == size(170, 64) == 256 and size(200, 64) == 384
     assert size(150, 200) >= 350
 
 
-@pytest.mark.slow
-def test_the_ahead_of_time_program_gives_the_eager_tokens(parts):
-    """ZeroGPU's path on the CPU: the step captured with `spaces.aoti_capture`, exported,
-    compiled by `spaces.aoti_compile` into an AOTInductor package, patched in with
-    `spaces.aoti_apply`; the LLM keeps its weights (the step only holds it)."""
-    spaces_aoti = pytest.importorskip("spaces.zero.torch.aoti")
-    llm = parts[0].llm
-    weights = {name: p.clone() for name, p in llm.state_dict().items()}
-    step = generation.DecodeStep(llm)
-    with spaces_aoti.aoti_capture(step) as call:
-        answer(parts, 0, generation.CompiledDecoder(llm, run=step))
-    with torch.inference_mode():  # the captured tensors are inference tensors
-        compiled = spaces_aoti.aoti_compile(torch.export.export(step, args=call.args, kwargs=call.kwargs))
-    spaces_aoti.aoti_apply(compiled, step)
-    assert all(torch.equal(weights[name], p) for name, p in llm.state_dict().items())
+def test_the_choice_rule(monkeypatch):
+    """One table says where the compiled step pays; never on ZeroGPU (no torch.compile there),
+    never for quantised LLMs."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert generation.compiled_decoding_pays(cuda, "bf16") and not generation.compiled_decoding_pays(cuda, "int4")
+    assert not generation.compiled_decoding_pays(cpu, "int8")
+    for precision in ("fp32", "bf16"):
+        assert generation.compiled_decoding_pays(cpu, precision) == generation.COMPILED_DECODING_PAYS[("cpu", precision)]
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert not generation.compiled_decoding_pays(cuda, "bf16")
+
+
+def test_warm_up_compiles_where_it_pays_and_answers_are_the_eager_ones(tiny_checkpoint, monkeypatch):
+    """A predictor warmed up where the table says yes decodes with the compiled step (through
+    the app's and the CLI's `answer_stream`), with the answers of one that decodes eagerly."""
+    import numpy as np
+
+    from segearth.predictor import Predictor
+
+    monkeypatch.setitem(generation.COMPILED_DECODING_PAYS, ("cpu", "fp32"), False)
+    eager = Predictor.from_pretrained(tiny_checkpoint, precision="fp32", device="cpu", warm_up=True)
+    assert eager.decoder is None
+    monkeypatch.setitem(generation.COMPILED_DECODING_PAYS, ("cpu", "fp32"), True)
+    compiled = Predictor.from_pretrained(tiny_checkpoint, precision="fp32", device="cpu", warm_up=True)
+    assert compiled.decoder is not None
+    steps, run = [], compiled.decoder.run
+    compiled.decoder.run = lambda *args: (steps.append(args[0]), run(*args))[1]
     for seed in range(2):
-        assert answer(parts, seed, generation.CompiledDecoder(llm, run=step)) == answer(parts, seed, None)
+        image = np.random.default_rng(seed).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+        answers = []
+        for predictor in (eager, compiled):
+            predictor.set_image(image)
+            answers.append(predictor.predict(QUESTION, threshold=1e-6).answer)
+        assert answers[0] == answers[1] and answers[0]
+    assert steps
