@@ -8,6 +8,9 @@ checked against the code, not against a list:
   finds the rest as attributes (a class's attributes as for ``Class.attr`` below), unless it is a
   logger name the code passes to ``logging.getLogger``.
 * **imports**: ``from segearth... import a, b`` lines: the module imports and has each name.
+* **constants**: ALL_CAPS names with an underscore in code (``MAP_MAX_SIZE``,
+  ``SEGEARTH_PRECISION``) are spelled in the repository's code, except ``NAME=value`` (another
+  program's environment variable) and a placeholder after a flag (``--flag PATH_OR_URL``).
 * **Class.attr** in code (inline or fenced) where ``Class`` is defined in this repository
   (segearth/, app/, train/, benchmarks/, scripts/): ``attr`` is a method, property, class
   attribute, dataclass or settings field, or an attribute a method assigns to ``self``, of the
@@ -256,6 +259,20 @@ def check_imports(text: str) -> list[str]:
     return problems
 
 
+_CONSTANT = re.compile(r"(?<![\w.$=-])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b(?!=)")
+
+
+def check_constants(text: str) -> list[str]:
+    """ALL_CAPS names in code (``BF16_MIN_IOU``, ``SEGEARTH_PRECISION``) are spelled somewhere in
+    the repository's code; ``NAME=value`` (another program's environment variable) and a
+    placeholder after a flag (``--mask2former PATH_OR_URL``) are not names."""
+    code = "\n".join(_sources().values())
+    names = {m[1] for piece in code_pieces(text) for m in _CONSTANT.finditer(piece)
+             if not re.search(r"(?:^|\s)--?[\w-]+\s+$", piece[:m.start()])}
+    return [f"`{name}` is not in the repository's code" for name in sorted(names)
+            if not re.search(rf"\b{name}\b", code)]
+
+
 _CLASS_ATTR = re.compile(r"(?<![\w.])([A-Z][A-Za-z0-9_]*)\.([A-Za-z_]\w*)")
 
 
@@ -451,7 +468,7 @@ def check_figures(docs: dict[str, str], figures: tuple[Figure, ...] = FIGURES) -
 def check_doc(text: str, folder: Path) -> list[str]:
     """Every name check on one doc's text (figures are checked across all docs)."""
     return (check_segearth_names(text) + check_imports(text) + check_class_attributes(text)
-            + check_commands(text) + check_paths(text) + check_links(text, folder))
+            + check_constants(text) + check_commands(text) + check_paths(text) + check_links(text, folder))
 
 
 # --- the docs -----------------------------------------------------------------------------------
@@ -492,7 +509,10 @@ segearth predict scene.png -q "Where?" --tiled --bands 4,3,2 --out out/
 python -m segearth eval --checkpoint C --dataset earthreason --root D
 segearth --help
 python benchmarks/first_mask.py --device cuda
+OMP_NUM_THREADS=2 python -m train --config train/configs/demo.json --mask2former PATH_OR_URL
 ```
+
+`SEGEARTH_PRECISION=int8` and `MAP_MAX_SIZE`.
 
 `--min-region-px N` in `segearth/cli.py`, tests in `tests/app/`, [design](design.md#design-notes).
 """
@@ -502,6 +522,7 @@ BAD = {
     "attribute": "`segearth.checkpoints.save_pretrained`",
     "app attribute": "`app.config.NoSuchSettings`",
     "class method": "`SegEarthR1.from_pretrained(folder)`",
+    "constant": "`auto` follows `segearth.runtime`'s `BF16_AGREES_ON_NO_CPU`",
     "import": "```python\nfrom segearth import Predictor, NoSuchThing\n```",
     "import module": "```python\nfrom segearth.no_such import x\n```",
     "command": "```bash\nsegearth frobnicate scene.png\n```",
