@@ -24,9 +24,36 @@ INTRO = (
     "# SegEarth-R1: ask about a place\n"
     "Draw a rectangle or polygon on the map (or upload an aerial image or GeoTIFF), ask an "
     "implicit question, and get the region as a mask with a short answer.")
-CSS = "#summary p { margin: 0.3em 0; }"
-#: Options for `launch` (Gradio 6 takes the theme and CSS there, not in Blocks).
-LAUNCH_OPTIONS: dict[str, Any] = {"theme": gr.themes.Default(), "css": CSS}
+#: The status line is one short paragraph: never a scrolling box (keyboard users could not
+#: scroll it).
+CSS = "#summary p { margin: 0.3em 0; } #model-status { overflow: visible !important; }"
+#: Gradio's default look with text contrast of at least 4.5:1 (WCAG AA, what axe-core checks):
+#: its primary buttons are white on orange 500 (2.8:1) and its secondary text (the sliders'
+#: ends, "- or -") grey 400 on white (1.9:1); orange 700 and grey 600 read.
+THEME = gr.themes.Default().set(
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    body_text_color_subdued="*neutral_600",
+)
+#: Names Gradio's markup gets wrong for assistive technology, set as the page renders: the
+#: examples' thumbnails are announced as "Thumbnail 3 of 8" and the upload area as "Click to
+#: upload or drop files" while they show other words (a speech user says what they see), and an
+#: empty file list's placeholder is a plain div with an aria-label (not allowed without a role).
+#: `tests/app/test_accessibility.py` checks the page with axe-core.
+ACCESSIBLE_NAMES = """() => {
+  const fix = () => {
+    document.querySelectorAll("#examples button.thumbnail-item, #upload button.upload-container")
+      .forEach((button) => {
+        const text = button.innerText.replace(/\\s+/g, " ").trim();
+        if (text && button.getAttribute("aria-label") !== text) button.setAttribute("aria-label", text);
+      });
+    document.querySelectorAll("div.empty[aria-label]:not([role])").forEach((div) => div.setAttribute("role", "img"));
+  };
+  fix();
+  new MutationObserver(fix).observe(document.body, { childList: true, subtree: true });
+}"""
+#: Options for `launch` (Gradio 6 takes the theme, CSS and scripts there, not in Blocks).
+LAUNCH_OPTIONS: dict[str, Any] = {"theme": THEME, "css": CSS, "js": ACCESSIBLE_NAMES}
 
 
 def launch_options(config: AppConfig) -> dict[str, Any]:
@@ -63,7 +90,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         gr.Markdown(INTRO)
         banner = gr.Markdown(messages.DEMO_BANNER, visible=config.is_demo(config.checkpoint),
                              elem_id="demo-banner")
-        gr.Markdown(lambda: h.models.status, elem_id="model-status")  # as of the page's load
+        status = gr.Markdown(elem_id="model-status")
         run_state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
@@ -148,7 +175,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         # Asking again stops the answer still being decoded for this visitor at once (its own
         # concurrency group, outside the queued runs), and the new run follows as soon as the
         # old one has ended ("always_last": a click while a run is pending is kept, not dropped).
-        gr.on([run_button.click, question.submit], h.stop_answers, api_name=False,
+        gr.on([run_button.click, question.submit], h.stop_answers, api_visibility="private",
               concurrency_id="stop", concurrency_limit=None, show_progress="hidden")
         gr.on([run_button.click, question.submit], run, api_name="run",
               inputs=[source, map_view, upload, question, checkpoint, precision, compare,
@@ -158,13 +185,17 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         gr.on([threshold.release, opacity.release], h.show, api_name="render",
               inputs=[run_state, threshold, opacity], outputs=list(shown),
               concurrency_id="render", concurrency_limit=4)
-        picker.input(h.pick, [run_state, picker, threshold, opacity], list(shown), api_name=False)
+        picker.input(h.pick, [run_state, picker, threshold, opacity], list(shown),
+                     api_visibility="private")
         regions.select(h.focus, [run_state, threshold, opacity], list(Focus(map_view, image_view, tabs)),
-                       api_name=False)
+                       api_visibility="private")
         upload.change(h.preview, upload, list(preview), api_name="preview")
-        map_view.draw(h.drew, None, source, api_name=False)
-        examples.select(h.pick_example, None, [upload, question], api_name=False)
-        checkpoint.change(h.picked, checkpoint, [banner, threshold], api_name=False)
+        # the status as of the page's load, never queued behind a run
+        demo.load(lambda: h.models.status, None, status, api_name="status",
+                  concurrency_id="status", concurrency_limit=None, show_progress="hidden")
+        map_view.draw(h.drew, None, source, api_visibility="private")
+        examples.select(h.pick_example, None, [upload, question], api_visibility="private")
+        checkpoint.change(h.picked, checkpoint, [banner, threshold], api_visibility="private")
         compare.change(lambda on: (gr.update(visible=on),) * 2, compare,
-                       [checkpoint_b, precision_b], api_name=False)
+                       [checkpoint_b, precision_b], api_visibility="private")
     return demo.queue(default_concurrency_limit=1, max_size=config.limits.queue_size)

@@ -282,3 +282,15 @@ def test_regions_table_lists_the_records_regions_and_follows_the_threshold(clien
     high = render(client, threshold=0.7)
     assert [int(row[0]) for row in table(high)] == [r["rank"] for r in record(high)["regions"]]
     assert table(high) != rows
+
+
+def test_every_endpoint_is_named_and_documented(app_url):
+    """No anonymous endpoint (a `/lambda`): each is named and has its line in docs/server.md,
+    or is private to the page."""
+    api = Client(app_url, verbose=False).view_api(return_format="dict", print_info=False)
+    assert not api["unnamed_endpoints"]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
+    documented = set(re.findall(r"^\| `(/\w+)` \|", docs, re.MULTILINE))
+    assert set(api["named_endpoints"]) == documented == {"/run", "/render", "/preview", "/status"}
+    status = Client(app_url, verbose=False).predict(api_name="/status")
+    assert status.startswith(("Model ready", "Loading", "No model", "Could not load"))
