@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from segearth.errors import CheckpointError, InputError, SegEarthError
+from segearth.predictor import EMPTY_QUESTION
 
 from .config import AppConfig, Limits
 
@@ -29,8 +30,7 @@ def question_text(question: str | None, limits: Limits) -> str:
     """The stripped question, or a message when it is empty or over the length limit."""
     question = (question or "").strip()
     if not question:
-        raise InputError("Type a question first, e.g. \"If an earthquake struck, where could "
-                         "residents gather safely?\"")
+        raise InputError(EMPTY_QUESTION)
     if len(question) > limits.max_question_chars:
         raise InputError(f"The question has {len(question):,} characters; this server takes at "
                          f"most {limits.max_question_chars:,}. Ask it in fewer words.")

@@ -22,6 +22,7 @@ import numpy as np
 from segearth import AnswerStream, Result, checkpoints
 from segearth.config import threshold_or_default
 from segearth.errors import InputError, SegEarthError
+from segearth.geo.tiles import NO_AREA
 from segearth.maps import image_rgba, mask_rgba
 from segearth.predictor import finish_answer
 from segearth.visualize import blend, hex_rgb, region_view
@@ -281,8 +282,7 @@ class Handlers:
         else:
             geometry = parse_area(request.area)
             if geometry is None:
-                raise InputError("No area drawn: draw a rectangle or polygon on the map (tools at "
-                                 "its top left), or upload an image.")
+                raise InputError(f"{NO_AREA}, or upload an image.")
             progress(0.05, desc="Fetching map tiles")
             on_screen = (geometry.get("properties") or {}).get("basemap")
             geo, cached = self.sources.area(geometry, self.config.imagery(on_screen),

@@ -27,7 +27,7 @@ from ipywidgets.embed import dependency_state
 from .errors import InputError
 from .features import FeatureCache
 from .geo.raster import GeoImage, read_raster
-from .geo.tiles import Area, TileSource, fetch_area
+from .geo.tiles import NO_AREA, Area, TileSource, fetch_area
 from .maps import data_url, image_rgba, mask_rgba, web_mercator
 from .pipelines import SINGLE_PASS_MAX_SIZE
 from .predictor import Predictor
@@ -79,8 +79,8 @@ class Map(leafmap.Map):
             return geo
         area = area if area is not None else self.user_roi
         if area is None:
-            raise InputError("No area: draw a rectangle or polygon on the map (tools at its top "
-                             "left), or give area=(west, south, east, north) or image='x.tif'.")
+            raise InputError(f"{NO_AREA}, or give area=(west, south, east, north) or "
+                             f"image='x.tif'.")
         return fetch_area(area, self.tiles, max_tiles=self.max_tiles)
 
     def ask(self, question: str, area: Area | None = None,

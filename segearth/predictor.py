@@ -36,6 +36,9 @@ from .model.prompt import split_at_refer
 from .result import Result, check_threshold
 from .tokenization import description_ids, prompt_segments, seg_token_id
 
+#: Asked nothing (the app says it before any work, the predictor whoever calls it).
+EMPTY_QUESTION = ("The question is empty. Type a question first, e.g. \"If an earthquake struck, "
+                  "where could residents gather safely?\"")
 #: The question used by `warm_up` (any text: only its length matters to the kernels).
 WARM_UP_QUESTION = "Where is the warm-up target?"
 
@@ -266,7 +269,7 @@ class Predictor:
         after the prompt's prefix and before an answer, is refused with a message. Needs no image:
         the app checks a question before a ZeroGPU call, where a refusal would spend quota."""
         if not isinstance(question, str) or not question.strip():
-            raise InputError("The question is empty: ask about something in the image.")
+            raise InputError(EMPTY_QUESTION)
         ids = description_ids(self.tokenizer, question.strip())
         prefix = sum(len(s.ids) for s in self._prefix_segments) + self.config.visual_tokens
         budget = (self.config.llm.max_position_embeddings - prefix

@@ -47,6 +47,8 @@ Area = tuple[float, float, float, float] | BaseGeometry | Mapping[str, Any]
 MIN_USEFUL_ZOOM = 12
 MERCATOR_MAX_LAT = 85.0511287798
 USER_AGENT = "segearth-r1/0.1 (geospatial pixel reasoning)"
+#: Asked about a map with nothing drawn on it (the app and the notebook add their other ways).
+NO_AREA = "No area drawn: draw a rectangle or polygon on the map (tools at its top left)"
 _TO_MERCATOR = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
 
 
