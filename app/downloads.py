@@ -17,10 +17,13 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from segearth import write_result
-from segearth.outputs import write_record
+from segearth.outputs import save_png, write_record
 from segearth.errors import SegEarthError
 
 from .runs import Run, RunView
@@ -58,6 +61,20 @@ def add_answer(run: Run) -> None:
             write_record(view.result, written["json"], written, extra=view.record_extra())
         except OSError as err:
             raise _output_error(err) from None
+
+
+def page_image(view: RunView, name: str, pixels: Callable[[], np.ndarray]) -> str:
+    """An image the page shows for `view`, as a PNG file beside the run's downloads at that
+    threshold, drawn and written the first time: an update that shows it again (the answer's,
+    an opacity back at a value shown) hands Gradio the same file, which it knows by its hash,
+    instead of an array it would encode again. `name` says what else the pixels depend on."""
+    path = downloads_at(view)[0].parent / f"{name}.png"
+    if not path.exists():
+        try:
+            save_png(pixels(), path)
+        except OSError as err:
+            raise _output_error(err) from None
+    return str(path)
 
 
 def discard_downloads(run: Run) -> None:

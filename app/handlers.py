@@ -29,7 +29,7 @@ from segearth.visualize import blend, hex_rgb, region_view
 
 from . import messages
 from .config import AppConfig
-from .downloads import add_answer, discard_downloads, downloads_at
+from .downloads import add_answer, discard_downloads, downloads_at, page_image
 from .examples import load_examples
 from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
@@ -238,7 +238,8 @@ class Handlers:
                 view = run.at(threshold)
                 answer, summary = self._texts(questions, view)
                 yield shown._replace(answer=answer, summary=summary,
-                                     downloads=[str(p) for p in downloads_at(view)])
+                                     downloads=[str(p) for p in downloads_at(view)],
+                                     picker=_picker(questions))  # Gradio took its value
 
     def stop_answers(self, request: gr.Request) -> None:
         """The visitor asked again: stop decoding the answers of their earlier run (they would
@@ -329,18 +330,22 @@ class Handlers:
         return Shown(
             questions=questions,
             map=map_update(_map_layers(questions, view.result, threshold), opacity=opacity),
-            image=blend(run.geo.image, masks[0], opacity, hex_rgb(run.color)),
+            image=page_image(view, f"shown-{opacity:.3f}",
+                             lambda: blend(run.geo.image, masks[0], opacity, hex_rgb(run.color))),
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=answer,
             summary=summary,
             downloads=[str(p) for p in downloads_at(view)],
             compare=gr.update(visible=compared),
-            compare_left=blend(run.geo.image, masks[0], opacity) if compared else None,
-            compare_right=blend(run.geo.image, masks[1], opacity) if compared else None,
+            compare_left=page_image(view, f"first-{opacity:.3f}",
+                                    lambda: blend(run.geo.image, masks[0], opacity))
+            if compared else None,
+            compare_right=page_image(view, f"second-{opacity:.3f}",
+                                     lambda: blend(run.geo.image, masks[1], opacity))
+            if compared else None,
             compare_text=messages.compare_text(view) if compared else "",
             regions=messages.region_table(view.result),
-            picker=gr.update(choices=messages.question_choices(questions.runs),
-                             value=questions.selected, visible=len(questions.runs) > 1),
+            picker=_picker(questions),
         )
 
     def _texts(self, questions: Questions, view: RunView) -> tuple[str, str]:
@@ -375,6 +380,12 @@ class Handlers:
                                     opacity=opacity), gr.skip(), gr.Tabs(selected=TAB_MAP))
         return Focus(gr.skip(), region_view(result, rank, opacity, hex_rgb(run.color)),
                      gr.Tabs(selected=TAB_IMAGE))
+
+
+def _picker(questions: Questions) -> Any:
+    """The question picker's update: a new one per update (Gradio takes the value out of it)."""
+    return gr.update(choices=messages.question_choices(questions.runs), value=questions.selected,
+                     visible=len(questions.runs) > 1)
 
 
 def _map_layers(questions: Questions, result: Result, threshold: float,

@@ -111,7 +111,7 @@ def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_
     assert len(texts) <= 2 + spread / TEXT_UPDATE_S < len(words)  # batched
     final = final[1]
     assert final.answer == "".join(words).strip()
-    for output in ("map", "image", "tabs", "regions", "picker", "compare", "compare_left"):
+    for output in ("map", "image", "tabs", "regions", "compare", "compare_left"):
         assert getattr(final, output) is getattr(shown, output), output  # not rendered again
     assert final.downloads == shown.downloads  # the same set ...
     (record,) = [path for path in written if path.endswith(".json")]
