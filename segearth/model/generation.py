@@ -39,6 +39,10 @@ LOOP_PERIOD = 8
 #: A static cache holds the prompt and `MAX_ANSWER_TOKENS` rounded up to a multiple of this: each
 #: such size is one compiled graph (the prompts of a checkpoint differ by their question only).
 STATIC_CACHE_STEP = 128
+#: Inductor rounds every intermediate to the model's dtype, as eager bf16/fp16 does: otherwise its
+#: fused kernels keep them in fp32 and bf16 answers drift from the eager tokens (3 of 6 tiny-model
+#: answers differed; 0 with this).
+INDUCTOR_OPTIONS = {"emulate_precision_casts": True}
 #: Where a compiled decoding step measured faster than eager decoding, by (device type,
 #: precision): on a GPU the step is launch-bound (docs/speed.md: 110 ms a token on an H200 for
 #: weights read in under 1 ms); on this project's CPU the measurement is in docs/speed.md,
@@ -218,7 +222,8 @@ class CompiledDecoder:
     def __init__(self, llm: nn.Module, run: Callable[..., torch.Tensor] | None = None,
                  sizes: frozenset[int] | None = None):
         self.llm = llm
-        self.run = run or torch.compile(DecodeStep(llm), fullgraph=True, dynamic=False)
+        self.run = run if run is not None else torch.compile(DecodeStep(llm), fullgraph=True, dynamic=False,
+                                                             options=INDUCTOR_OPTIONS)
         self.sizes = sizes
         self._caches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 

@@ -48,11 +48,12 @@ def decoder(parts):
 
 
 @torch.inference_mode()
-def answer(parts, seed: int, decoder: generation.CompiledDecoder | None, stop_ids=(510, 0), **kwargs) -> list[int]:
+def answer(parts, seed: int, decoder: generation.CompiledDecoder | None, stop_ids=(510, 0),
+           dtype: torch.dtype = torch.float32, **kwargs) -> list[int]:
     """The answer to the question about a random image (`seed`), eagerly or with `decoder`."""
     model, prefix_segments, lead_in, ids = parts
     torch.manual_seed(seed)
-    features = model.encode_image(torch.randn(1, 3, 128, 128))
+    features = model.encode_image(torch.randn(1, 3, 128, 128, dtype=dtype))
     prefix = generation.read_prefix(model.llm, prefix_segments, features.visual_tokens[0])
     _, embeds = generation.read_question(model.llm, prefix, ids)
     return model.answer(prefix, embeds, lead_in, list(stop_ids), decoder=decoder, **kwargs)
@@ -63,6 +64,17 @@ def test_compiled_decoding_gives_the_eager_tokens(parts, decoder, seed):
     eager = answer(parts, seed, None)
     assert len(eager) > 5
     assert answer(parts, seed, decoder) == eager
+
+
+def test_bf16_compiled_decoding_gives_the_eager_tokens(parts):
+    """bf16 (the GPU's `auto`): Inductor rounds as eager does (`generation.INDUCTOR_OPTIONS`)."""
+    model = parts[0]
+    bf16 = (SegEarthR1(model.config).eval(), *parts[1:])
+    bf16[0].load_state_dict(model.state_dict())
+    bf16[0].to(torch.bfloat16)
+    decoder = generation.CompiledDecoder(bf16[0].llm)
+    for seed in (0, 3, 5):  # three of these six differed without the option
+        assert answer(bf16, seed, decoder, dtype=torch.bfloat16) == answer(bf16, seed, None, dtype=torch.bfloat16)
 
 
 def test_stop_tokens_token_limit_and_loop_guard_as_eager(parts, decoder):
