@@ -90,7 +90,9 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         gr.Markdown(INTRO)
         banner = gr.Markdown(messages.DEMO_BANNER, visible=config.is_demo(config.checkpoint),
                              elem_id="demo-banner")
-        status = gr.Markdown(elem_id="model-status")
+        # as of the build, then as of each page load (`/status`): the line is there from the
+        # first paint, so nothing below it moves when the load event fills it
+        status = gr.Markdown(h.models.status, elem_id="model-status")
         run_state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
@@ -190,7 +192,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
         regions.select(h.focus, [run_state, threshold, opacity], list(Focus(map_view, image_view, tabs)),
                        api_visibility="private")
         upload.change(h.preview, upload, list(preview), api_name="preview")
-        # the status as of the page's load, never queued behind a run
+        # never queued behind a run
         demo.load(lambda: h.models.status, None, status, api_name="status",
                   concurrency_id="status", concurrency_limit=None, show_progress="hidden")
         map_view.draw(h.drew, None, source, api_visibility="private")
