@@ -28,7 +28,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from segearth import AnswerStream, Result
 from segearth.geo import GeoImage
-from segearth.model.generation import CompiledDecoder, DecodeStep
+from segearth.model.generation import INDUCTOR_OPTIONS, CompiledDecoder, DecodeStep
 from segearth.predictor import Predictor
 from segearth.regions import MIN_REGION_PX
 from segearth.result import check_threshold
@@ -106,7 +106,7 @@ def _compile_step(predictor: Predictor, step: DecodeStep) -> tuple[Any, int]:
         with spaces.aoti_capture(step) as call:
             predictor.try_decoder(CompiledDecoder(predictor.model.llm, run=step))
         exported = torch.export.export(step, args=call.args, kwargs=call.kwargs)
-        return spaces.aoti_compile(exported), call.args[1].shape[-2]
+        return spaces.aoti_compile(exported, INDUCTOR_OPTIONS), call.args[1].shape[-2]
 
 
 def load(checkpoint: str, precision: str) -> Predictor:
