@@ -103,8 +103,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "fp16" and device.type == "cpu":
         raise InputError("fp16 needs a GPU; on the CPU use fp32, bf16 or int8.")
     if precision in ("int8", "int4") and device.type == "cuda" and on_zerogpu():
-        # bitsandbytes quantises with CUDA kernels as the weights land on the GPU: at start-up,
-        # in the main process, where ZeroGPU allows no CUDA call
+        # placed at start-up under spaces' CUDA emulation it quantises (CPU kernels), but its
+        # state moved into a GPU worker has not run on a GPU yet (docs/server.md, ZeroGPU)
         raise InputError(f"{precision} is not available on ZeroGPU: use auto (bf16), fp16 or fp32.")
     if precision == "int4" or (precision == "int8" and device.type == "cuda"):
         try:
@@ -206,10 +206,13 @@ def quantize_layer_cpu(layer: nn.Module) -> None:
     `segearth.checkpoints.load` calls it as each layer is read, so the LLM is never whole in fp32."""
     from torch.ao.quantization import quantize_dynamic
 
+    floats = [m for m in layer.modules() if type(m) is nn.Linear]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
         warnings.filterwarnings("ignore", "torch.quantize_per_tensor", UserWarning)
         quantize_dynamic(layer, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    for linear in floats:  # swapped out but left in a reference cycle: freed now, not at the next
+        linear.weight.data = linear.weight.data.new_empty(0)  # garbage collection (4.5 GB of fp32)
 
 
 def quantize_llm(llm: nn.Module, bits: int, compute_dtype: torch.dtype) -> None:
