@@ -13,12 +13,19 @@ gIoU.
 
     python train/calibrate.py .cache/demo-run/final
 
+``--config`` generates the calibration set with a training config's `synthetic` settings other
+than its size and seed (for stage 2 of the demo model: more absent targets, and scenes over its
+training photograph), into a folder of its own, so that the operating point is picked on the
+kind of items that stage taught. ``--write`` also stores the pick in the checkpoint's
+config.json.
+
 It prints the values to write under ``model.overrides`` of the training config (and into the
-checkpoint's config.json); it writes nothing itself.
+checkpoint's config.json); without ``--write`` it writes nothing.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +72,16 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100, help="items per split")
     parser.add_argument("--absent", type=float, default=0.9)
     parser.add_argument("--present", type=float, default=0.9)
+    parser.add_argument("--config", type=Path, help="a training config whose synthetic settings to use")
+    parser.add_argument("--write", action="store_true", help="store the pick in the checkpoint's config.json")
     args = parser.parse_args()
+    settings = {"image_size": 128, "questions_per_item": 4}
+    if args.config:
+        settings = json.loads(args.config.read_text())["synthetic"]
+        args.root = args.root.with_name(f"{args.root.name}-{args.config.stem}")
     if not (args.root / "synthetic.json").is_file():
-        generate_dataset(args.root, n_train=args.items, n_val=args.items, image_size=128,
-                         seed=CALIBRATION_SEED, questions_per_item=4)
+        generate_dataset(args.root, **{**settings, "n_train": args.items, "n_val": args.items,
+                                       "seed": CALIBRATION_SEED})
     items = canvas_items(args.checkpoint, args.root)
     canvas = items[0][0].size
     absent = sum(not target.any() for _, target in items)
@@ -86,6 +99,12 @@ def main() -> None:
         print("no candidate meets both shares: keep mask_threshold 0.5 and min_region_fraction 0")
     else:
         print(f"mask_threshold {best[1]:.2f}  min_region_fraction {best[2]:.5f}")
+        if args.write:
+            path = Path(args.checkpoint) / "config.json"
+            config = json.loads(path.read_text())
+            config.update(mask_threshold=best[1], min_region_fraction=round(best[2], 5))
+            path.write_text(json.dumps(config, indent=2))
+            print(f"written to {path}")
 
 
 if __name__ == "__main__":
