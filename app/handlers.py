@@ -140,7 +140,7 @@ class Handlers:
         self.config = config
         self.models = models or ModelCache()
         self.sources = sources or SourceCache(limits=config.limits)
-        self.examples = load_examples()
+        self.examples = load_examples(demo=config.is_demo(config.checkpoint))
         #: The answers being decoded, per visitor (Gradio session): a visitor's next run stops them.
         self._streams: dict[str, list[AnswerStream]] = {}
         self._streams_lock = threading.Lock()

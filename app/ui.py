@@ -116,7 +116,7 @@ def build_app(config: AppConfig | None = None, handlers: Handlers | None = None)
                                                  elem_id="compare-right")
                     compare_text = gr.Markdown(label="Comparison", elem_id="compare-text")
                 examples = gr.Gallery(
-                    [(str(e.image), e.caption) for e in h.examples], label="Examples (click one)",
+                    [(str(e.image), e.question) for e in h.examples], label="Examples (click one)",
                     columns=4, height=360, allow_preview=False, buttons=[],
                     interactive=False, elem_id="examples")
             with gr.Column(scale=2):
