@@ -32,7 +32,7 @@ DEMO_CHECKPOINT = ASSETS_DIR / "demo-checkpoint"
 #: The picker's name for the bundled demo model.
 DEMO_LABEL = "Bundled demo model"
 #: How the page names segearth's precisions (the choices themselves are segearth's).
-PRECISION_LABELS = {"auto": "auto (bf16/fp16 on a GPU, fp32 on CPU)", "fp16": "fp16 (GPU)",
+PRECISION_LABELS = {"auto": "auto (bf16/fp16 on a GPU; bf16 on a CPU with bf16 units, else fp32)", "fp16": "fp16 (GPU)",
                     "int8": "8-bit (int8)", "int4": "4-bit (int4)"}
 
 _OSM = TileSource(url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
