@@ -4,14 +4,17 @@ Run from the repository root on a machine with one CUDA GPU (set up with `script
 this script installs nothing):
 
     python benchmarks/gpu_check.py             # the released size, < 8 minutes on an H200
-    python benchmarks/gpu_check.py --dry-run   # the same steps, tiny model on the CPU, ~1 minute
+    python benchmarks/gpu_check.py --dry-run   # the same steps, tiny model on the CPU (fp32, bf16),
+                                               # the compiled step included: a few minutes
 
 Steps, each in a fresh process (so no step inherits another's memory peak or kernels):
   speed      the released architecture (random weights: the architecture is what costs) per
              precision: bf16, fp16, int8 and int4 (bitsandbytes, LLM only): time to the mask of
-             a new image (`set_image` + `predict`), to a 32-token answer after it, a follow-up
-             question, peak GPU memory; and the size of what `set_image` computed and what
-             carrying it to the CPU and back costs (the ZeroGPU follow-up path) against encoding
+             a new image (`set_image` + `predict`), to the first words of a 32-token answer after
+             it and to the whole answer, ms per token decoded eagerly and with the compiled step
+             (`generation.CompiledDecoder`; bf16/fp16 only), a follow-up question, peak GPU
+             memory; and the size of what `set_image` computed and what carrying it to the CPU
+             and back costs (the ZeroGPU follow-up path) against encoding
   agreement  bf16 mask IoU on the GPU: against fp32 on 50 synthetic scenes at two sizes (the
              bundled demo model), against the authors' masks on the parity e2e split
   tests      `pytest -m cuda`: the tests of every GPU-only path
@@ -119,12 +122,28 @@ def carry_cost(state, device: torch.device) -> dict:
     return out
 
 
+def timed_answer(predictor, result, place: torch.device) -> dict:
+    """Seconds from the mask to the answer's first words and to its whole text, and its text."""
+    synchronize(place)
+    start = time.perf_counter()
+    stream = predictor.answer_stream(result)
+    first = None
+    for _ in stream:
+        first = time.perf_counter() - start if first is None else first
+    synchronize(place)
+    whole = time.perf_counter() - start
+    return {"first words s": first, "answer s": whole, "ms/token": 1000 * whole / ANSWER_TOKENS, "text": stream.text}
+
+
 def speed(precision: str, device: str, small: bool) -> dict:
-    """One precision at the released size (tiny with `small`) in this fresh process."""
+    """One precision at the released size (tiny with `small`) in this fresh process: the mask of
+    a new image, then its 32-token answer decoded eagerly and with the compiled step (where the
+    precision has one: not int8/int4), a follow-up question, the peak memory."""
     from predictor_cache import random_tokenizer
 
     from segearth.config import SegEarthConfig
     from segearth.model import SegEarthR1
+    from segearth.model.generation import CompiledDecoder
     from segearth.predictor import Predictor
 
     torch.manual_seed(0)
@@ -139,24 +158,44 @@ def speed(precision: str, device: str, small: bool) -> dict:
     predictor = Predictor(model, random_tokenizer(), precision=precision, device=device,
                           checkpoint="random")
     place = predictor.device
-    predictor.warm_up()
+    row: dict = {}
+    with timed(place, row, "warm-up s"):
+        predictor.warm_up()
+    decoder = predictor.decoder
+    if decoder is None and precision not in ("int8", "int4"):  # where warm-up does not (a CPU), compile here
+        decoder = CompiledDecoder(predictor.model.llm)
+        with timed(place, row, "compile s"):
+            predictor.try_decoder(decoder)
     if place.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     image = np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8)
-    row: dict = {}
     with timed(place, row, "encode s"):
         predictor.set_image(image)
     with timed(place, row, "mask s"):
         predictor.predict(QUESTION, answer=False)
     row["mask s"] += row["encode s"]  # time to the mask of a new image
     with forced_answer_length(ANSWER_TOKENS):  # threshold ~0: a mask, so an answer is generated
-        answered = predictor.predict(QUESTION, threshold=1e-6, answer=True)
-    row["answer s"] = answered.timings["answer"]
+        for mode, step in (("eager", None), ("compiled", decoder)):
+            if mode == "eager" or step is not None:
+                predictor.decoder = step
+                result = predictor.predict(QUESTION, threshold=1e-6, answer=False)
+                row[mode] = timed_answer(predictor, result, place)
+    if "compiled" in row:
+        row["same answer"] = row["compiled"]["text"] == row["eager"]["text"]
     with timed(place, row, "follow-up s"):
         predictor.predict(FOLLOW_UP, answer=False)
     row.update(carry_cost(predictor._image, place))
-    row["peak GiB"] = torch.cuda.max_memory_allocated() / 2**30 if place.type == "cuda" else float("nan")
+    row["peak GiB"] = peak_gib(place)
     return row
+
+
+def peak_gib(place: torch.device) -> float:
+    """Peak memory: allocated on a GPU (since the last reset), this process's resident set on a CPU."""
+    if place.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def agreement(device: str, small: bool) -> dict:
@@ -271,11 +310,20 @@ def main() -> int:
 
 def report(results: dict) -> None:
     """The README's table: one line per precision, then the other steps' figures."""
-    print("\n| precision | time to the mask (new image) | 32-token answer after it | follow-up | peak GPU GiB |")
-    print("|---|---|---|---|---|")
+    print("\n| precision | mask (new image) | first words after it | 32-token answer | ms/token eager | "
+          "ms/token compiled | follow-up | peak GiB (GPU allocated; CPU resident) |")
+    print("|---|---|---|---|---|---|---|---|")
     for precision, row in results.get("speed", {}).items():
-        print(f"| {precision} | {row['mask s']:.2f} s | {row['answer s']:.2f} s "
-              f"| {row['follow-up s']:.3f} s | {row['peak GiB']:.2f} |")
+        answer = row.get("compiled", row["eager"])  # what a visitor gets: compiled where there is one
+        compiled = f"{row['compiled']['ms/token']:.1f}" if "compiled" in row else "-"
+        print(f"| {precision} | {row['mask s']:.2f} s | {answer['first words s']:.2f} s | {answer['answer s']:.2f} s "
+              f"| {row['eager']['ms/token']:.1f} | {compiled} | {row['follow-up s']:.3f} s | {row['peak GiB']:.2f} |")
+    for precision, row in results.get("speed", {}).items():
+        if "compiled" in row:
+            print(f"{precision}: compiled step {row['eager']['ms/token'] / row['compiled']['ms/token']:.2f}x as fast "
+                  f"as eager per token; same answer as eager: {row['same answer']}; "
+                  + (f"compiled in {row['compile s']:.1f} s" if "compile s" in row
+                     else f"warm-up with the compile {row['warm-up s']:.1f} s"))
     for precision, row in results.get("speed", {}).items():
         print(f"{precision}: image state {row['state MB']:.1f} MB: to CPU {row['to CPU s'] * 1e3:.1f} ms, pickle round "
               f"trip {row['pickle s'] * 1e3:.1f} ms, back {row['back s'] * 1e3:.1f} ms; encoding the image "

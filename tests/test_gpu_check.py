@@ -15,10 +15,15 @@ def test_the_gpu_check_runs_end_to_end_on_a_cpu():
                           cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    for precision in ("fp32", "bf16"):  # one table row each, every figure a number
-        row = re.search(rf"^\| {precision} \| ([\d.]+) s \| ([\d.]+) s \| ([\d.]+) s \| nan \|$", out, re.M)
+    number = r"([\d.]+)"
+    for precision in ("fp32", "bf16"):  # one table row each, every figure a number, the compiled step's too
+        row = re.search(rf"^\| {precision} \| {number} s \| {number} s \| {number} s \| {number} \| {number} "
+                        rf"\| {number} s \| {number} \|$", out, re.M)
         assert row and all(float(x) > 0 for x in row.groups()), out
     results = json.loads(next(line for line in out.splitlines() if line.startswith('{"speed"')))
+    fp32 = results["speed"]["fp32"]
+    assert fp32["same answer"] and fp32["compiled"]["text"]  # the compiled path, end to end: the eager answer
+    assert fp32["compiled"]["first words s"] < fp32["compiled"]["answer s"]
     assert min(results["agreement"]["synthetic, bf16 vs fp32"]) >= 0.99
     assert re.fullmatch(r"\d+ skipped, \d+ deselected in .*", results["tests"])  # cuda tests skip cleanly
     assert "identical to the single-client run (mask pixel for pixel and answer): 2/2" in out
