@@ -157,6 +157,46 @@ def test_every_declared_range_admits_the_pin_ci_and_the_space_install():
                 f"{requirement} ([{group}]) does not admit requirements.txt's {name}=={pinned[name]}"
 
 
+def core_closure() -> set[str]:
+    """The core's distributions and everything they require, transitively, without extras."""
+    todo = list(declared()[""].values())
+    found = {PROJECT}
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in found or (requirement.marker and not requirement.marker.evaluate({"extra": ""})):
+            continue
+        found.add(name)
+        try:
+            todo += [Requirement(line) for line in importlib.metadata.requires(name) or []]
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+#: A module for the fresh environment's start-up (a .pth line imports it): the path finder finds
+#: no module that only an extra's distribution provides, and no metadata but the core's, as in an
+#: install of the core alone.
+BLOCKER = """import re
+import sys
+from importlib.machinery import PathFinder
+BLOCKED = frozenset({blocked!r})
+CORE = frozenset({core!r})
+class CoreOnly:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return None if name.partition(".")[0] in BLOCKED else PathFinder.find_spec(name, path, target)
+    @classmethod
+    def find_distributions(cls, *args, **kwargs):
+        return (d for d in PathFinder.find_distributions(*args, **kwargs)
+                if re.sub(r"[-_.]+", "-", d.metadata["Name"] or "").lower() in CORE)
+    @classmethod
+    def invalidate_caches(cls):
+        PathFinder.invalidate_caches()
+sys.meta_path[sys.meta_path.index(PathFinder)] = CoreOnly
+"""
+
+
 def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     """Run outside the source tree, with no PYTHONPATH, so nothing but the install is imported."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -169,8 +209,8 @@ def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess:
 def test_the_wheel_alone_in_a_fresh_environment_runs_the_command(tmp_path):
     """Build the wheel from a copy of the source (no download: setuptools from this environment),
     install it without dependencies into a fresh virtual environment that sees this environment's
-    packages through a .pth file, and run `segearth --help` there: the package comes from the
-    wheel, holds every module and data file of the source, and its declared requirements are met."""
+    packages through a .pth file, less those only the extras bring, and run `segearth --help`
+    there: the core alone runs the command, the package comes from the wheel, holds every module and data file of the source, and its declared requirements are met."""
     source = tmp_path / "source"
     shutil.copytree(REPO / PROJECT, source / PROJECT, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", source)
@@ -188,7 +228,16 @@ def test_the_wheel_alone_in_a_fresh_environment_runs_the_command(tmp_path):
     run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", wheel,
         cwd=tmp_path)
 
-    help_text = run(venv / "bin" / PROJECT, "--help", cwd=tmp_path).stdout
+    closure = core_closure()
+    blocked = sorted(module for module, names in importlib.metadata.packages_distributions().items()
+                     if not {canonicalize_name(n) for n in names} & closure)
+    (site / "core_only.py").write_text(BLOCKER.format(blocked=blocked, core=sorted(closure)))
+    (site / "core_only.pth").write_text("import core_only\n")
+    assert "gradio" in blocked
+    refused = subprocess.run([python, "-c", "import gradio"], cwd=tmp_path, capture_output=True, text=True)
+    assert "No module named 'gradio'" in refused.stderr  # the core alone, in force
+
+    help_text = run(venv / "bin" / PROJECT, "--help", cwd=tmp_path).stdout  # with the core alone
     assert all(command in help_text for command in ("predict", "eval", "redundancy", "convert"))
     found = f"import importlib.util; print(importlib.util.find_spec('{PROJECT}').origin)"  # no import
     package = Path(run(python, "-c", found, cwd=tmp_path).stdout.strip()).parent
