@@ -86,9 +86,6 @@ FIGURES = (
         r"`auto` = fp32 \((?P<v>[\d.]+) GiB peak\)",
         r"fp32\s+model's (?P<v>[\d.]+) GiB peak",
         r"\*\*(?P<v>[\d.]+) GiB, missed\*\*")),
-    Figure("demo model, bf16 vs fp32 on a CPU with bf16 units: worst IoU", "0.9714", (
-        r"worst bf16 vs fp32 IoU (?P<v>[\d.]+)",
-        r"masks within IoU (?P<v>[\d.]+) of fp32's")),
     Figure("H200, bf16: time to the mask of a new image (s)", "0.40", (
         r"\| bf16 \(`auto`\) \| (?P<v>[\d.]+) s \|",
         r"\| (?P<v>[\d.]+) s \*measured on a whole H200\*, plus",
