@@ -26,9 +26,8 @@ from typing import Any, NamedTuple, TypeVar
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from segearth import AnswerStream, Result
+from segearth import INDUCTOR_OPTIONS, AnswerStream, CompiledDecoder, DecodeStep, Result
 from segearth.geo import GeoImage
-from segearth.model.generation import INDUCTOR_OPTIONS, CompiledDecoder, DecodeStep
 from segearth.predictor import Predictor
 from segearth.regions import MIN_REGION_PX
 from segearth.result import check_threshold

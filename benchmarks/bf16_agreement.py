@@ -103,14 +103,14 @@ def as_on_a_bf16_cpu(simulated: bool):
         yield
 
 
-def predictor(checkpoint: Path, candidate: str) -> Predictor:
+def predictor(checkpoint: Path, candidate: str, device: str = "cpu") -> Predictor:
     precision, simulated = CANDIDATES.get(candidate, (candidate, False))
     with as_on_a_bf16_cpu(simulated):
-        return Predictor.from_pretrained(checkpoint, precision=precision, device="cpu")
+        return Predictor.from_pretrained(checkpoint, precision=precision, device=device)
 
 
-def run_scenes(candidate: str, drawn: list[Scene]) -> Outcome:
-    model = predictor(DEMO_CHECKPOINT, candidate)
+def run_scenes(candidate: str, drawn: list[Scene], device: str = "cpu") -> Outcome:
+    model = predictor(DEMO_CHECKPOINT, candidate, device)
     outcome = Outcome()
     for scene in drawn:
         model.set_image(scene.image)
@@ -125,14 +125,15 @@ def runs_bf16(candidate: str) -> bool:
     return precision == "bf16" or (simulated or runtime.cpu_has_native_bf16()) and precision == "int8"
 
 
-def parity_against_the_authors(candidate: str) -> list[float]:
+def parity_against_the_authors(candidate: str, device: str = "cpu") -> list[float]:
     """The candidate's masks against the authors' golden masks on the parity e2e split, as the bf16
     parity test measures them (our fp32 masks equal theirs to IoU >= 0.99999). The parity weights
     are built once from the fixtures (`SEGEARTH_SHARED` names their root elsewhere)."""
     if not PARITY.is_dir():
         raise FileNotFoundError(f"no parity fixtures at {PARITY}: set SEGEARTH_SHARED to the folder holding reference/parity")
-    model = predictor(build_parity_checkpoint(), candidate)
-    stems = STEMS[:1] if runs_bf16(candidate) and not runtime.cpu_has_native_bf16() else STEMS
+    model = predictor(build_parity_checkpoint(), candidate, device)
+    emulated = device == "cpu" and runs_bf16(candidate) and not runtime.cpu_has_native_bf16()
+    stems = STEMS[:1] if emulated else STEMS
     ious = []
     for stem in stems:
         question = json.loads((SPLIT / "QAs" / f"{stem}.json").read_text())["questions"][0]

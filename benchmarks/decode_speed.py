@@ -1,6 +1,6 @@
 """Per-token decoding of the released-size LLM alone, per precision, eager and compiled: what an
 answer costs after the mask, and the measurement behind `int8` on a CPU, `auto`'s answer path and
-`segearth.model.generation.COMPILED_DECODING_PAYS`.
+`segearth.model.runtime.COMPILED_DECODING_PAYS`.
 
 Phi-1.5 (24 layers) with random weights, as a predictor places it: fp32 with oneDNN's linears
 (`segearth.cpu_linear`), bf16, or int8 (`segearth.runtime.quantize_llm_cpu`: PyTorch's

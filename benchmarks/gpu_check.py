@@ -15,8 +15,9 @@ Steps, each in a fresh process (so no step inherits another's memory peak or ker
              (`generation.CompiledDecoder`; bf16/fp16 only), a follow-up question, peak GPU
              memory; and the size of what `set_image` computed and what carrying it to the CPU
              and back costs (the ZeroGPU follow-up path) against encoding
-  agreement  bf16 mask IoU on the GPU: against fp32 on 50 synthetic scenes at two sizes (the
-             bundled demo model), against the authors' masks on the parity e2e split
+  agreement  bf16 against fp32 on the GPU by `benchmarks/bf16_agreement.py`'s yardstick (the
+             bundled demo model's synthetic scenes at two sizes, the authors' masks on the
+             parity e2e split), with the per-scene mask IoUs
   tests      `pytest -m cuda`: the tests of every GPU-only path
   load       `benchmarks/load_app.py --clients 50` with the demo model on the GPU
   train      20 optimiser steps of the released recipe (train/configs/earthreason.json: bf16,
@@ -199,19 +200,24 @@ def peak_gib(place: torch.device) -> float:
 
 
 def agreement(device: str, small: bool) -> dict:
-    """bf16 mask IoU: against fp32 on synthetic scenes (demo model) and against the authors'
-    masks on the parity e2e split (parity weights). A dry run takes two scenes at one size and
+    """bf16 against fp32 on the GPU, by `benchmarks/bf16_agreement.py`'s yardstick: per-scene mask
+    IoU on its synthetic scenes (the bundled demo model) and, in a full run, the authors' masks on
+    the parity e2e split and the yardstick's verdict. A dry run takes two scenes at one size and
     builds the parity checkpoint without running its 1024-pixel items (minutes on a CPU)."""
     import bf16_agreement as ba
     from tests.parity_fixture import PARITY, build_parity_checkpoint
 
     if not PARITY.is_dir():
         raise FileNotFoundError(f"no parity fixtures at {PARITY}: pass --shared (the folder holding reference/parity)")
+    drawn = ba.scenes([256])[:2] if small else ba.scenes([256, 512])
+    fp32, bf16 = (ba.run_scenes(precision, drawn, device) for precision in ("fp32", "bf16"))
+    ious = {"synthetic, bf16 vs fp32": [ba.mask_iou(a, b) for a, b in zip(fp32.masks, bf16.masks)]}
     if small:
         build_parity_checkpoint()
-        return {"synthetic, bf16 vs fp32": ba.synthetic_agreement(2, [256], device)}
-    return {"synthetic, bf16 vs fp32": ba.synthetic_agreement(50, [256, 512], device),
-            "parity e2e, bf16 vs the authors": ba.parity_against_the_authors(device)}
+        return ious
+    parity = ba.parity_against_the_authors("bf16", device)
+    ba.verdict("bf16", drawn, fp32, bf16, parity)
+    return ious | {"parity e2e, bf16 vs the authors": parity}
 
 
 def train_steps(device: str, small: bool) -> dict:

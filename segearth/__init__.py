@@ -10,10 +10,10 @@
 from .config import SegEarthConfig
 from .errors import CheckpointError, GeoError, InputError, SegEarthError
 from .model import SegEarthR1
-from .model.generation import AnswerStream
+from .model.generation import INDUCTOR_OPTIONS, AnswerStream, CompiledDecoder, DecodeStep
 from .outputs import write_result
 from .predictor import Predictor
 from .result import Result
 
-__all__ = ["AnswerStream", "CheckpointError", "GeoError", "InputError", "Predictor", "Result",
+__all__ = ["INDUCTOR_OPTIONS", "AnswerStream", "CheckpointError", "CompiledDecoder", "DecodeStep", "GeoError", "InputError", "Predictor", "Result",
            "SegEarthConfig", "SegEarthError", "SegEarthR1", "write_result"]

@@ -30,8 +30,7 @@ from .errors import InputError
 from .geo.raster import GeoImage
 from .image_processing import Geometry, ImageLike, load_image, preprocess_image
 from .model import ImageFeatures, SegEarthR1
-from .model.generation import (MAX_ANSWER_TOKENS, AnswerStream, CompiledDecoder, PromptPrefix,
-                               compiled_decoding_pays, text_before_image)
+from .model.generation import MAX_ANSWER_TOKENS, AnswerStream, CompiledDecoder, PromptPrefix, text_before_image
 from .model.prompt import split_at_refer
 from .result import Result, check_threshold
 from .tokenization import description_ids, prompt_segments, seg_token_id
@@ -77,7 +76,7 @@ class Predictor:
         self._text_start: PromptPrefix | None = None  # kept by the first set_image
         self._stream: AnswerStream | None = None  # the last answer asked for, maybe still decoding
         #: Decodes answers with a compiled step when set: by `warm_up` where that pays
-        #: (`generation.compiled_decoding_pays`), by `app.zerogpu.compile_decoder` on ZeroGPU.
+        #: (`runtime.compiled_decoding_pays`), by `app.zerogpu.compile_decoder` on ZeroGPU.
         self.decoder: CompiledDecoder | None = None
 
     @classmethod
@@ -102,7 +101,7 @@ class Predictor:
         shapes of a real request: the first user's question then finds oneDNN's primitives
         created, transformers' lazily built generation and masking code loaded and the
         allocator's pools grown, and costs what a later question costs. Where compiled decoding
-        pays (`generation.compiled_decoding_pays`) its step is compiled here too, by decoding a
+        pays (`runtime.compiled_decoding_pays`) its step is compiled here too, by decoding a
         few tokens of the dummy question's answer, whatever its mask.
         """
         self.set_image(np.zeros((32, 32, 3), np.uint8))  # the first image reads the whole prefix
@@ -110,7 +109,7 @@ class Predictor:
         self.model.read_prefix(self._prefix_segments, self._image.features, self._text_start)
         self.predict(WARM_UP_QUESTION, answer=self.config.answers)
         self._image = None
-        if self.config.answers and self.decoder is None and compiled_decoding_pays(self.device, self.precision):
+        if self.config.answers and self.decoder is None and runtime.compiled_decoding_pays(self.device, self.precision):
             self.decoder = CompiledDecoder(self.model.llm)
             self.try_decoder(self.decoder)
 

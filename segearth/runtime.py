@@ -67,6 +67,23 @@ def on_zerogpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
+#: Where a compiled decoding step measured faster than eager decoding, by (device type,
+#: precision): on a GPU the step is launch-bound (docs/speed.md: 110 ms a token on an H200 for
+#: weights read in under 1 ms); on this project's CPU the measurement is in docs/speed.md,
+#: "Compiled decoding". int8/int4 decode eagerly: their quantised linears are not compiled here.
+COMPILED_DECODING_PAYS = {
+    ("cuda", "fp32"): True, ("cuda", "bf16"): True, ("cuda", "fp16"): True,
+    ("cpu", "fp32"): False, ("cpu", "bf16"): False,
+}
+
+
+def compiled_decoding_pays(device: torch.device, precision: str) -> bool:
+    """Whether a predictor on `device` in `precision` decodes with a `CompiledDecoder` compiled
+    by `torch.compile` at warm-up (`COMPILED_DECODING_PAYS`). Never on ZeroGPU, which does not
+    allow `torch.compile`; there the app compiles ahead of time (`app.zerogpu.compile_decoder`)."""
+    return not on_zerogpu() and COMPILED_DECODING_PAYS.get((device.type, precision), False)
+
+
 def resolve_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if on_zerogpu() or torch.cuda.is_available() else "cpu")

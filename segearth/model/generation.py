@@ -43,14 +43,6 @@ STATIC_CACHE_STEP = 128
 #: fused kernels keep them in fp32 and bf16 answers drift from the eager tokens (3 of 6 tiny-model
 #: answers differed; 0 with this).
 INDUCTOR_OPTIONS = {"emulate_precision_casts": True}
-#: Where a compiled decoding step measured faster than eager decoding, by (device type,
-#: precision): on a GPU the step is launch-bound (docs/speed.md: 110 ms a token on an H200 for
-#: weights read in under 1 ms); on this project's CPU the measurement is in docs/speed.md,
-#: "Compiled decoding". int8/int4 decode eagerly: their quantised linears are not compiled here.
-COMPILED_DECODING_PAYS = {
-    ("cuda", "fp32"): True, ("cuda", "bf16"): True, ("cuda", "fp16"): True,
-    ("cpu", "fp32"): False, ("cpu", "bf16"): False,
-}
 
 
 @dataclass
@@ -163,15 +155,6 @@ def generate_answer(llm: nn.Module, prefix: PromptPrefix, question: torch.Tensor
     if period is not None:
         del tokens[-2 * period:]
     return tokens
-
-
-def compiled_decoding_pays(device: torch.device, precision: str) -> bool:
-    """Whether a predictor on `device` in `precision` decodes with a `CompiledDecoder` compiled
-    by `torch.compile` at warm-up (`COMPILED_DECODING_PAYS`). Never on ZeroGPU, which does not
-    allow `torch.compile`; there the app compiles ahead of time (`app.zerogpu.compile_decoder`)."""
-    from ..runtime import on_zerogpu  # runtime imports the model, which imports this module
-
-    return not on_zerogpu() and COMPILED_DECODING_PAYS.get((device.type, precision), False)
 
 
 class _StaticLayer(StaticLayer):

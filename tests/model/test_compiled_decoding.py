@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from segearth import tokenization
+from segearth import runtime, tokenization
 from segearth.config import SegEarthConfig
 from segearth.model import SegEarthR1, generation
 from segearth.model.prompt import split_at_refer
@@ -128,12 +128,12 @@ def test_the_choice_rule(monkeypatch):
     never for quantised LLMs."""
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert generation.compiled_decoding_pays(cuda, "bf16") and not generation.compiled_decoding_pays(cuda, "int4")
-    assert not generation.compiled_decoding_pays(cpu, "int8")
+    assert runtime.compiled_decoding_pays(cuda, "bf16") and not runtime.compiled_decoding_pays(cuda, "int4")
+    assert not runtime.compiled_decoding_pays(cpu, "int8")
     for precision in ("fp32", "bf16"):
-        assert generation.compiled_decoding_pays(cpu, precision) == generation.COMPILED_DECODING_PAYS[("cpu", precision)]
+        assert runtime.compiled_decoding_pays(cpu, precision) == runtime.COMPILED_DECODING_PAYS[("cpu", precision)]
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    assert not generation.compiled_decoding_pays(cuda, "bf16")
+    assert not runtime.compiled_decoding_pays(cuda, "bf16")
 
 
 def test_warm_up_compiles_where_it_pays_and_answers_are_the_eager_ones(tiny_checkpoint, monkeypatch):
@@ -143,10 +143,10 @@ def test_warm_up_compiles_where_it_pays_and_answers_are_the_eager_ones(tiny_chec
 
     from segearth.predictor import Predictor
 
-    monkeypatch.setitem(generation.COMPILED_DECODING_PAYS, ("cpu", "fp32"), False)
+    monkeypatch.setitem(runtime.COMPILED_DECODING_PAYS, ("cpu", "fp32"), False)
     eager = Predictor.from_pretrained(tiny_checkpoint, precision="fp32", device="cpu", warm_up=True)
     assert eager.decoder is None
-    monkeypatch.setitem(generation.COMPILED_DECODING_PAYS, ("cpu", "fp32"), True)
+    monkeypatch.setitem(runtime.COMPILED_DECODING_PAYS, ("cpu", "fp32"), True)
     compiled = Predictor.from_pretrained(tiny_checkpoint, precision="fp32", device="cpu", warm_up=True)
     assert compiled.decoder is not None
     steps, run = [], compiled.decoder.run
