@@ -12,12 +12,10 @@ import pytest
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from segearth import runtime, tokenization
-from segearth.config import SegEarthConfig
+from segearth import runtime
 from segearth.model import SegEarthR1, generation
-from segearth.model.prompt import split_at_refer
 
-QUESTION = "Where could residents gather safely after an earthquake?"
+from tests.model.conftest import QUESTION
 
 
 class Pieces(BaseStreamer):
@@ -32,14 +30,6 @@ class Pieces(BaseStreamer):
 
     def end(self) -> None:
         self.ended = True
-
-
-@pytest.fixture(scope="module")
-def parts(e2e_tokenizer):
-    torch.manual_seed(0)
-    model = SegEarthR1(SegEarthConfig.tiny()).eval()
-    prefix_segments, lead_in = split_at_refer(tokenization.prompt_segments(e2e_tokenizer, model.config.task))
-    return model, prefix_segments, lead_in, tokenization.description_ids(e2e_tokenizer, QUESTION)
 
 
 @pytest.fixture(scope="module")

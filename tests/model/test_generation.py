@@ -8,12 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segearth import tokenization
-from segearth.config import SegEarthConfig
-from segearth.model import SegEarthR1, generation
-from segearth.model.prompt import embed_segments, split_at_refer
+from segearth.model import generation
+from segearth.model.prompt import embed_segments
 
-QUESTION = "Where could residents gather safely after an earthquake?"
+from tests.model.conftest import QUESTION
 
 
 def greedy_loop(llm, prefix, lead_in, stop_ids, max_new_tokens) -> list[int]:
@@ -32,14 +30,6 @@ def greedy_loop(llm, prefix, lead_in, stop_ids, max_new_tokens) -> list[int]:
             break
         inputs = llm.get_input_embeddings()(torch.tensor([[token]]))
     return tokens
-
-
-@pytest.fixture(scope="module")
-def parts(e2e_tokenizer):
-    torch.manual_seed(0)
-    model = SegEarthR1(SegEarthConfig.tiny()).eval()
-    prefix_segments, lead_in = split_at_refer(tokenization.prompt_segments(e2e_tokenizer, model.config.task))
-    return model, prefix_segments, lead_in, tokenization.description_ids(e2e_tokenizer, QUESTION)
 
 
 @torch.inference_mode()
