@@ -1,10 +1,14 @@
 """The files a run offers for download, written for the threshold shown in the page (once per
-threshold: a slider release that comes back to a threshold, or moves the opacity, reuses them).
-They are written the moment the mask exists; when the answer is complete only the JSON record is
-written again, in place (`add_answer`), since nothing else in the set depends on the answer.
-Each set is a folder of the server's temporary directory: the sets of a run the page can no
-longer show are removed at once, and every set is removed after `DOWNLOADS_TTL_S`, as Gradio
-clears its own copies (`ui.build_app`'s `delete_cache`).
+threshold: a slider release that comes back to a threshold, or moves the opacity, reuses them),
+and the images the page shows. A run's downloads are written once its answer is complete, so
+its JSON record holds the answer; a set written before (the threshold slider moved while the
+answer was decoded) has its record written again, in place (`add_answer`), since nothing else
+in the set depends on the answer.
+Each set is a folder in Gradio's own file cache (`files_root`), where Gradio serves a file as
+it is: a file outside it would be read whole to hash it and copied in, in every update that names
+it (twice per run), on the server's event loop. The sets of a run the page can no longer show are
+removed at once, and every set is removed after `DOWNLOADS_TTL_S`, as Gradio clears its cache
+(`ui.build_app`'s `delete_cache`).
 
 segearth's one writer makes them (`segearth.write_result`), so they are the command line's:
 mask PNG (0/255), overlay PNG, probability PNG and the JSON record; for georeferenced inputs also
@@ -22,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gradio.utils import get_upload_folder
+
 from segearth import write_result
 from segearth.outputs import save_png, write_record
 from segearth.errors import SegEarthError
@@ -30,16 +36,24 @@ from .runs import Run, RunView
 
 
 log = logging.getLogger("segearth.app")
-#: Seconds a set of download files is kept (Gradio serves its own copy of each meanwhile).
+#: Seconds a set of download files is kept.
 DOWNLOADS_TTL_S = 3600
 #: Seconds between two sweeps for expired sets (a sweep lists the whole temporary directory).
 SWEEP_EVERY_S = 60
+#: Folder names: a set of downloads, and a run's page images (never taken for a set).
 FOLDER_PREFIX = "segearth-run-"
+IMAGES_PREFIX = "segearth-page-"
 _last_sweep = float("-inf")  # time.monotonic() of the last sweep
 
 
 class OutputError(SegEarthError):
     """The server could not write a run's files (its disk is full or failing)."""
+
+
+def files_root() -> Path:
+    """Gradio's file cache (`GRADIO_TEMP_DIR`, else its folder in the temporary directory), where
+    the run folders go."""
+    return Path(get_upload_folder())
 
 
 def downloads_at(view: RunView) -> list[Path]:
@@ -64,11 +78,14 @@ def add_answer(run: Run) -> None:
 
 
 def page_image(view: RunView, name: str, pixels: Callable[[], np.ndarray]) -> str:
-    """An image the page shows for `view`, as a PNG file beside the run's downloads at that
-    threshold, drawn and written the first time: an update that shows it again (the answer's,
-    an opacity back at a value shown) hands Gradio the same file, which it knows by its hash,
-    instead of an array it would encode again. `name` says what else the pixels depend on."""
-    path = downloads_at(view)[0].parent / f"{name}.png"
+    """An image the page shows for `view`, as a PNG file in the run's folder, drawn and written
+    the first time: an update that shows it again (the answer's, an opacity back at a value
+    shown) hands Gradio the same file instead of an array it would encode again. `name` says
+    what else the pixels depend on."""
+    run = view.run
+    if run.folder is None or not run.folder.exists():  # new, or swept
+        run.folder = _new_folder(IMAGES_PREFIX)
+    path = run.folder / f"{name}-{view.threshold:.3f}.png"
     if not path.exists():
         try:
             save_png(pixels(), path)
@@ -78,18 +95,21 @@ def page_image(view: RunView, name: str, pixels: Callable[[], np.ndarray]) -> st
 
 
 def discard_downloads(run: Run) -> None:
-    """Remove every set written for `run` (a question the page can no longer show)."""
-    for written in run.downloads.values():
-        for folder in {path.parent for path in written.values()}:
-            shutil.rmtree(folder, ignore_errors=True)
+    """Remove every set written for `run`, and its images (a question the page can no longer
+    show)."""
+    folders = {path.parent for written in run.downloads.values() for path in written.values()}
+    for folder in folders | ({run.folder} if run.folder else set()):
+        shutil.rmtree(folder, ignore_errors=True)
     run.downloads.clear()
+    run.folder = None
 
 
 def sweep(now: float | None = None) -> None:
-    """Remove the sets older than `DOWNLOADS_TTL_S`, so a long-running server's disk does not
+    """Remove the sets and page images older than `DOWNLOADS_TTL_S`, so a long-running server's disk does not
     fill with files nobody can download any more."""
     limit = (time.time() if now is None else now) - DOWNLOADS_TTL_S
-    for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
+    root = files_root()
+    for folder in [*root.glob(FOLDER_PREFIX + "*"), *root.glob(IMAGES_PREFIX + "*")]:
         try:
             if folder.stat().st_mtime < limit:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -98,18 +118,28 @@ def sweep(now: float | None = None) -> None:
 
 
 def write_downloads(view: RunView) -> dict[str, Path]:
-    """Write the downloads into a new temporary folder (Gradio copies them into its cache).
-    All or nothing: if any file fails (a full disk), the folder and what it holds are removed
-    and the visitor is told; no partial set is ever offered."""
+    """Write the downloads into a new folder of Gradio's cache. All or nothing: if any file
+    fails (a full disk), the folder and what it holds are removed and the visitor is told; no
+    partial set is ever offered."""
     global _last_sweep
     if time.monotonic() - _last_sweep >= SWEEP_EVERY_S:
         _last_sweep = time.monotonic()
         sweep()
-    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+    folder = _new_folder(FOLDER_PREFIX)
     try:
         return write_result(view.result, folder, view.run.name, extra=view.record_extra())
     except OSError as err:
         shutil.rmtree(folder, ignore_errors=True)
+        raise _output_error(err) from None
+
+
+def _new_folder(prefix: str) -> Path:
+    """A new folder in Gradio's cache."""
+    try:
+        root = files_root()
+        root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    except OSError as err:
         raise _output_error(err) from None
 
 

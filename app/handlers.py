@@ -52,9 +52,11 @@ NO_LAYERS: dict = {}
 #: newer. Microseconds from the epoch, so a restarted server still counts upwards, and JavaScript
 #: numbers hold them exactly.
 _MAP_UPDATES = itertools.count(time.time_ns() // 1000)
-#: Seconds between two updates of the answer text while it is decoded: its first words go out
-#: at once, later pieces at most this often. Each update costs the server (Gradio processes every
-#: output of it, a skipped one too) and every page about the same, whatever its size.
+#: Seconds between two updates of a run while its answer is decoded: the first words go out
+#: this long after the mask's update at the latest (at once if they come later), later pieces at
+#: most this often. Each update costs the server (Gradio processes every output of it, a skipped
+#: one too) and every page about the same, whatever its size; an answer decoded within this time
+#: of its mask (the demo model's) costs no update of its own.
 TEXT_UPDATE_S = 0.3
 
 
@@ -192,12 +194,15 @@ class Handlers:
         models. Asked about the place of the `earlier` questions, it joins them as a new layer on
         the map (the last `limits.question_layers`); about another place, it starts afresh.
 
-        The page gets the mask, its outline, the regions table and the downloads the moment the
-        mask exists, then the answer text as it is decoded: the first words at once, then at
-        most one update every `TEXT_UPDATE_S`, each with the text alone. When the answer is
+        The page gets the mask, its outline and the regions table the moment the mask exists,
+        then the answer text as it is decoded (decoding starts as the mask's update
+        leaves): at most one update every `TEXT_UPDATE_S` after the mask's, each with the text
+        alone, all of it decoded by then; an answer complete within that time comes with the
+        last update alone (a short answer costs one update, not two). When the answer is
         complete, the last update brings the answer, the summary with its timings and the
-        downloads, whose JSON record alone is written again; the other outputs are the mask
-        update's, sent again as they were (an API client's last update is the whole result).
+        downloads, written now, with the answer in their record (files are sent once: a client
+        fetches every file an update names); the other outputs are the mask update's, sent
+        again as they were (an API client's last update is the whole result).
         A run the visitor starts meanwhile stops this one's decoding (`stop_answers`): its
         text is left as it was, and nothing more is computed or written for it."""
         session = visitor.session_hash if visitor is not None else None
@@ -209,37 +214,40 @@ class Handlers:
             for gone in earlier.runs if earlier else []:
                 if all(gone is not kept for kept in questions.runs):
                     discard_downloads(gone)  # the page can no longer show its files
+            if not any(stream.decodes for stream in streams):  # the answers are known now
+                for i, stream in enumerate(streams):
+                    _finish(run, i, stream, entry)
+                yield self.show(questions, threshold, opacity)  # one update: the whole result
+                return
             self._register(session, streams)
             try:
-                shown = self.show(questions, threshold, opacity)
+                shown = self.show(questions, threshold, opacity, downloads=False)
+                streams[0].start()  # decoded while Gradio sends the mask
                 yield shown  # the answer box says it is coming
+                sent = time.monotonic()
                 for i, stream in enumerate(streams):
-                    text, sent = "", float("-inf")
+                    text = ""
                     for piece in stream:
                         text += piece
-                        # the page shows the first model's answer
-                        if i == 0 and time.monotonic() - sent >= TEXT_UPDATE_S:
+                        # the page shows the first model's answer: all that is decoded so far
+                        if i == 0 and not stream.ahead and time.monotonic() - sent >= TEXT_UPDATE_S:
                             sent = time.monotonic()
                             yield Shown(*(gr.skip() for _ in Shown._fields))._replace(
                                 answer=messages.streaming_answer(text))
                     if stream.cancelled:
                         entry["outcome"] = "stopped"
                         return
-                    answered = run.checkpoint_runs[i]
-                    finish_answer(answered.result, stream)
-                    answered.timings["answer"] = stream.seconds
-                    entry["stages_s"][f"answer{i + 1 if i else ''}"] = stream.seconds
+                    _finish(run, i, stream, entry)
             finally:
                 self._unregister(session, streams)
-            if any(stream.text is not None for stream in streams):
-                # the map's layers keep the mask update's stamp, so that a map update the visitor
-                # made meanwhile (a region's focus, a slider) is newer and stays
-                add_answer(run)
-                view = run.at(threshold)
-                answer, summary = self._texts(questions, view)
-                yield shown._replace(answer=answer, summary=summary,
-                                     downloads=[str(p) for p in downloads_at(view)],
-                                     picker=_picker(questions))  # Gradio took its value
+            # the map's layers keep the mask update's stamp, so that a map update the visitor
+            # made meanwhile (a region's focus, a slider) is newer and stays
+            add_answer(run)
+            view = run.at(threshold)
+            answer, summary = self._texts(questions, view)
+            yield shown._replace(answer=answer, summary=summary,
+                                 downloads=[str(p) for p in downloads_at(view)],
+                                 picker=_picker(questions))  # Gradio took its value
 
     def stop_answers(self, request: gr.Request) -> None:
         """The visitor asked again: stop decoding the answers of their earlier run (they would
@@ -317,9 +325,11 @@ class Handlers:
         return run, streams
 
     @shows_errors
-    def show(self, questions: Questions | None, threshold: float, opacity: float) -> Shown:
+    def show(self, questions: Questions | None, threshold: float, opacity: float,
+             downloads: bool = True) -> Shown:
         """Render the questions at `threshold` and `opacity`, without the model (the sliders):
-        the selected one in full, the others as map layers."""
+        the selected one in full, the others as map layers; its downloads unless told not to
+        (none yet: they come with the answer)."""
         if questions is None:
             return Shown(*(gr.skip() for _ in Shown._fields))
         run = questions.run
@@ -335,7 +345,7 @@ class Handlers:
             tabs=gr.Tabs(selected=TAB_MAP if run.georeferenced else TAB_IMAGE),
             answer=answer,
             summary=summary,
-            downloads=[str(p) for p in downloads_at(view)],
+            downloads=[str(p) for p in downloads_at(view)] if downloads else [],
             compare=gr.update(visible=compared),
             compare_left=page_image(view, f"first-{opacity:.3f}",
                                     lambda: blend(run.geo.image, masks[0], opacity))
@@ -380,6 +390,16 @@ class Handlers:
                                     opacity=opacity), gr.skip(), gr.Tabs(selected=TAB_MAP))
         return Focus(gr.skip(), region_view(result, rank, opacity, hex_rgb(run.color)),
                      gr.Tabs(selected=TAB_IMAGE))
+
+
+def _finish(run: Run, index: int, stream: AnswerStream, entry: dict) -> None:
+    """The run's `index`th model's answer is complete (read, or known at once): into its result,
+    and its seconds (none without an answer) into its timings and the run log's `entry`."""
+    answered = run.checkpoint_runs[index]
+    finish_answer(answered.result, stream)
+    if stream.seconds is not None:
+        answered.timings["answer"] = stream.seconds
+        entry["stages_s"][f"answer{index + 1 if index else ''}"] = stream.seconds
 
 
 def _picker(questions: Questions) -> Any:

@@ -64,6 +64,8 @@ class Run:
     backdrop: dict | None = None  # map layer of a georeferenced upload, shown under the mask
     #: Threshold -> the download files written for it, by kind (`segearth.write_result`'s keys).
     downloads: dict[float, dict[str, Path]] = field(default_factory=dict)
+    #: Where the images the page shows are written (`downloads.page_image`), once one is.
+    folder: Path | None = None
     time_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     #: Its mask's and outlines' colour among the questions about its place (`Questions`).

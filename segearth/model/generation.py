@@ -267,7 +267,8 @@ class AnswerStream:
     final answer and `seconds` what decoding took; `close()` stops decoding at the next token.
 
     `decode(streamer, cancel)` runs the generation and returns the final text. It runs in a
-    thread of its own, started by the first iteration, so an answer nobody reads costs nothing.
+    thread of its own, started by `start()` or else by the first iteration, so an answer nobody
+    reads costs nothing; a caller with other work to do first (sending the mask) starts it early.
     The pieces are what was decoded; the final text can be shorter when a loop was cut
     (`generate_answer` keeps one copy), so a caller that shows pieces shows `text` at the end.
     `fixed` is an answer known without decoding (one piece; `seconds` what it took); with
@@ -282,12 +283,34 @@ class AnswerStream:
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._started = False
+        self._streamer: TextIteratorStreamer | None = None
+        self._started = False  # read
 
     @property
     def cancelled(self) -> bool:
         """True when decoding was stopped before the answer was complete."""
         return self._cancel.is_set() and self.text is None
+
+    @property
+    def decodes(self) -> bool:
+        """True when the answer is decoded as it is read; False when it is known at once
+        (`fixed`) or there is none."""
+        return self._decode is not None
+
+    @property
+    def ahead(self) -> bool:
+        """True when more is decoded than read so far (a piece, or the end): a reader that
+        batches pieces reads on before it shows any."""
+        return self._streamer is not None and not self._streamer.text_queue.empty()
+
+    def start(self) -> None:
+        """Start decoding now, before the first read (a no-op once started, or without decoding)."""
+        if self._decode is None or self._thread is not None:
+            return
+        self._streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self._thread = threading.Thread(target=self._run, args=(self._streamer,), name="segearth-answer",
+                                        daemon=True)
+        self._thread.start()
 
     def __iter__(self) -> Iterator[str]:
         if self._started:
@@ -297,9 +320,8 @@ class AnswerStream:
             if self.text:
                 yield self.text
             return
-        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
-        self._thread = threading.Thread(target=self._run, args=(streamer,), name="segearth-answer", daemon=True)
-        self._thread.start()
+        self.start()
+        streamer = self._streamer
         read = False
         try:
             for piece in streamer:

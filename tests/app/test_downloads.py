@@ -36,12 +36,11 @@ def test_downloads_are_written_once_per_threshold():
 
 
 def test_superseded_and_old_sets_are_removed_and_written_anew_when_shown(tmp_path, monkeypatch):
-    import tempfile
     import time
 
     from app.downloads import DOWNLOADS_TTL_S, discard_downloads, sweep
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # Gradio's cache, where the sets go
     run = a_run()
     first = downloads_at(run.at(0.5))
     discard_downloads(run)  # the answer completed: the set written with the mask goes
@@ -58,11 +57,9 @@ def test_superseded_and_old_sets_are_removed_and_written_anew_when_shown(tmp_pat
 
 
 def test_writing_sets_sweeps_at_most_once_a_minute(tmp_path, monkeypatch):
-    import tempfile
-
     from app import downloads
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
     sweeps: list[None] = []
     monkeypatch.setattr(downloads, "sweep", lambda: sweeps.append(None))
     monkeypatch.setattr(downloads, "_last_sweep", float("-inf"))

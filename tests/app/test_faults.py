@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -137,7 +136,7 @@ def test_disk_full_while_writing_outputs_leaves_no_partial_file(app_environ, mod
 
     outputs = tmp_path / "outputs"
     outputs.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(outputs))  # where the run folders go
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(outputs))  # where the run folders go
     with serve(app_environ, models) as url:
         visitor, next_visitor = Client(url, verbose=False), Client(url, verbose=False)
         # The PNGs and the JSON record are written; the GeoTIFF is next, and the disk is full.
@@ -145,9 +144,9 @@ def test_disk_full_while_writing_outputs_leaves_no_partial_file(app_environ, mod
         with pytest.raises(AppError, match=r"could not write this run's files \(its disk is "
                                            r"full\), so there is nothing to download"):
             run(visitor, checkpoint)
-        assert not list(outputs.iterdir())  # no partial set, not even the folder
+        assert not list(outputs.glob("segearth-run-*"))  # no partial set, not even its folder
         monkeypatch.undo()
-        monkeypatch.setattr(tempfile, "tempdir", str(outputs))
+        monkeypatch.setenv("GRADIO_TEMP_DIR", str(outputs))
         served_normally(next_visitor, checkpoint, plain_image)
     assert len(list(outputs.glob("segearth-run-*/plain_mask.png"))) == 1
     assert [(line["outcome"], line["error_kind"]) for line in run_log()] == [

@@ -13,7 +13,7 @@ from gradio_client import Client
 
 from app.config import AppConfig
 from app.handlers import TEXT_UPDATE_S, Handlers
-from app.messages import ANSWER_COMING, streaming_answer
+from app.messages import ANSWER_COMING
 from app.runs import RunRequest
 from segearth import AnswerStream, Predictor
 from segearth.model import generation
@@ -51,10 +51,10 @@ def test_the_first_update_has_the_mask_and_a_later_one_the_answer(app_url, check
     first = Result(*job.outputs()[0])
     assert layers(first)["overlay"]["url"].startswith("data:image/png")  # the mask is on the map
     assert layers(final) == layers(first)  # sent again as it was, stamp included (not redrawn)
-    assert first.answer == ANSWER_COMING and record(first)["answer"] is None  # no answer yet
+    assert first.answer == ANSWER_COMING and not first.downloads  # no answer, no files yet
     assert len(job.outputs()) >= 2
     assert final.answer and final.answer != ANSWER_COMING and "…" not in final.answer
-    assert record(final)["answer"] == final.answer  # the downloads were written again, with it
+    assert record(final)["answer"] == final.answer  # the downloads come with it, its record holds it
     assert "Timings" in final.summary and "Timings" not in first.summary  # complete only with the answer
 
 
@@ -66,7 +66,7 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
     request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32", 0.05, 0.5)
     updates = handlers.run(request, visitor, progress=lambda *args, **kwargs: None)
     shown = next(updates)
-    assert shown.answer == ANSWER_COMING and shown.downloads
+    assert shown.answer == ANSWER_COMING and shown.downloads == []  # they come with the answer
     next(updates)  # the first words
     assert decoded_tokens
     handlers.stop_answers(visitor)  # what the page's Run button does first
@@ -74,16 +74,16 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
     rest = list(updates)
     time.sleep(3 * SLOW_TOKEN_S)
     assert len(decoded_tokens) <= stopped_at + 1  # at most the step under way when it was asked
-    assert all(update.downloads is not shown.downloads and not isinstance(update.downloads, list)
-               for update in rest)  # nothing written for the stopped run
+    assert all(not isinstance(update.downloads, list) for update in rest)  # nothing written
+    assert not handlers._streams
     assert not [t for t in threading.enumerate() if t.name == "segearth-answer"]
 
 
 def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_environ, checkpoint,
                                                                          monkeypatch):
-    """Twenty pieces, 50 ms apart: the first words go out at once, later ones at most every
-    `TEXT_UPDATE_S`; the answer's update re-sends what the mask's update rendered (the same
-    objects) and writes the JSON record alone again."""
+    """Twenty pieces, 50 ms apart: the first words go out `TEXT_UPDATE_S` after the mask at the
+    latest, with every piece decoded by then, later ones at most every `TEXT_UPDATE_S`; the answer's update re-sends what the mask's update rendered (the same
+    objects) and brings the downloads, written with the answer."""
     words = [f"word{i} " for i in range(20)]
 
     def quick_words(self, result):
@@ -100,11 +100,13 @@ def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_
                          0.05, 0.5)
     updates = handlers.run(request, SimpleNamespace(session_hash="visitor"),
                            progress=lambda *args, **kwargs: None)
-    shown = next(updates)
-    written = {path: Path(path).stat().st_mtime_ns for path in shown.downloads}
+    shown, masked = next(updates), time.monotonic()
+    assert shown.downloads == []  # written once, with the answer
     *texts, final = [(time.monotonic(), update) for update in updates]
 
-    assert texts[0][1].answer == streaming_answer(words[0])  # the first piece, not held back
+    first = texts[0][1].answer
+    assert first.startswith(words[0] + words[1]) and first.endswith("…")  # all decoded by then
+    assert texts[0][0] - masked < TEXT_UPDATE_S + 0.2  # not held back past the interval
     assert all(update.answer.endswith("…") and isinstance(update.map, dict)
                and update.map == {"__type__": "update"} for _, update in texts)  # the text alone
     spread = texts[-1][0] - texts[0][0]
@@ -113,11 +115,38 @@ def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_
     assert final.answer == "".join(words).strip()
     for output in ("map", "image", "tabs", "regions", "compare", "compare_left"):
         assert getattr(final, output) is getattr(shown, output), output  # not rendered again
-    assert final.downloads == shown.downloads  # the same set ...
-    (record,) = [path for path in written if path.endswith(".json")]
-    assert json.loads(Path(record).read_text())["answer"] == final.answer  # ... its record anew
-    assert all(Path(path).stat().st_mtime_ns == mtime for path, mtime in written.items()
-               if path != record)  # the other files were written once
+    (record,) = [path for path in final.downloads if path.endswith(".json")]
+    assert json.loads(Path(record).read_text())["answer"] == final.answer
+
+
+def test_an_answer_decoded_while_the_mask_is_sent_comes_with_the_last_update(app_environ, checkpoint,
+                                                                          monkeypatch):
+    """Decoding starts as the mask's update leaves; text already decoded is read before any is
+    shown, so an answer complete by then costs no text update at all, and a slower one's first
+    update holds every word decoded until it goes."""
+    words = [f"word{i} " for i in range(6)]
+    decoded = threading.Event()
+
+    def instant_words(self, result):
+        def decode(streamer, cancel):
+            for word in words:
+                streamer.on_finalized_text(word)
+            decoded.set()
+            return "".join(words).strip()
+        return AnswerStream(self.tokenizer, decode)
+
+    monkeypatch.setattr(Predictor, "answer_stream", instant_words)
+    handlers = Handlers(AppConfig.from_env(app_environ))
+    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
+                         0.05, 0.5)
+    updates = handlers.run(request, SimpleNamespace(session_hash="visitor"),
+                           progress=lambda *args, **kwargs: None)
+    shown = next(updates)
+    assert shown.answer == ANSWER_COMING
+    assert decoded.wait(10)  # decoded before the page asked for more: started with the mask
+    time.sleep(0.1)  # the decoding thread has put the end of the answer too
+    rest = list(updates)
+    assert len(rest) == 1 and rest[0].answer == "".join(words).strip()  # no text update
 
 
 #: Records in the page (window.segearthSeen, ms) when the mask's regions, the first answer words
