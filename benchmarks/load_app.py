@@ -14,7 +14,13 @@ Starts `python app.py` with the bundled demo model and a loopback tile server (n
      its process) and of the clients (this process: the clients' threads and the tile server).
 
     python benchmarks/load_app.py [--clients 50] [--checkpoint assets/demo-checkpoint]
-        [--baseline DIR [--rounds 2]]
+        [--baseline DIR [--rounds 2]] [--fetch page|every-update]
+
+What a visitor fetches (`--fetch`): `page` (the default), what a browser fetches, the image
+the page shows (once per address) and, to compare it, the mask PNG; `every-update`, what
+`gradio_client` does by itself: every file of every update, and of the result once more (a
+generator's last update comes twice), each through a fresh HTTP transport (a new TLS context
+each, tens of CPU ms on the clients' cores, which the server shares).
 
 `--baseline DIR` runs another checkout's app.py (e.g. `git archive COMMIT | tar -x -C DIR`) in
 the same run, alternating with this one for `--rounds` rounds, and prints this one's figures as
@@ -26,6 +32,7 @@ at most --request-timeout seconds, the whole run --timeout seconds.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import sys
@@ -37,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 import psutil
 from PIL import Image
@@ -105,7 +113,8 @@ def visitors(count: int, folder: Path) -> list[list[Request]]:
 
 
 def ask(client: Client, request: Request, timeout: float) -> Outcome:
-    """One run through the API, as the page sends it; the mask comes from its download."""
+    """One run through the API, as the page sends it; the mask comes from its download. A
+    client made with `download_files=False` fetches what a page would (`fetch_as_page`)."""
     start = time.perf_counter()
     outcome = Outcome()
     job = client.submit(request.source, request.area,
@@ -124,13 +133,29 @@ def ask(client: Client, request: Request, timeout: float) -> Outcome:
             time.sleep(0.1)
         result = job.result()
         outcome.updates = len(job.outputs())
-        (mask_png,) = [p for p in result[4] if p.endswith("_mask.png")]
+        if client.download_files:
+            (mask_png,) = [p for p in result[4] if p.endswith("_mask.png")]
+        else:
+            mask_png = fetch_as_page(client, job.outputs())
         outcome.mask = np.asarray(Image.open(mask_png))
         outcome.answer = result[2]
     except Exception as err:  # noqa: BLE001 - every failure is counted and reported
         outcome.error = f"{type(err).__name__}: {err}"
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def fetch_as_page(client: Client, updates: list) -> io.BytesIO:
+    """Fetch what a browser fetches of a run's updates: the image it shows, once per address
+    (an update that shows it again names the same file), and the mask PNG of the last update's
+    downloads (a browser fetches a download when it is clicked; here, to compare it)."""
+    shown = {update[1]["url"] for update in updates if isinstance(update[1], dict)
+             and update[1].get("url")}
+    (mask,) = [f["url"] for f in updates[-1][4] if f["path"].endswith("_mask.png")]
+    with httpx.Client() as http:
+        for url in shown:
+            http.get(url).raise_for_status()
+        return io.BytesIO(http.get(mask).raise_for_status().content)
 
 
 @contextmanager
@@ -168,7 +193,7 @@ def app_process() -> psutil.Process:
 
 
 def measure(clients: int, checkpoint: str, request_timeout: float,
-            timeout: float, root: Path = REPO) -> dict:
+            timeout: float, root: Path = REPO, fetch: str = "page") -> dict:
     """Run the reference and the concurrent phase against the app of checkout `root`; the
     figures, and every failure."""
     with tempfile.TemporaryDirectory(prefix="segearth-load-") as tmp:
@@ -176,12 +201,13 @@ def measure(clients: int, checkpoint: str, request_timeout: float,
         log = Path(tmp) / "app.log"
         with loopback_app(checkpoint, queue_size=2 * clients + 10, log=log, root=root) as url:
             server, client = app_process(), psutil.Process()
-            reference_client = Client(url, verbose=False)
+            downloads = fetch == "every-update"  # else the page's files, by fetch_as_page
+            reference_client = Client(url, verbose=False, download_files=downloads)
             cpu = cpu_seconds(server), cpu_seconds(client)
             reference = [[ask(reference_client, r, request_timeout) for r in plan]
                          for plan in plans]
             single_cpu = cpu_seconds(server) - cpu[0], cpu_seconds(client) - cpu[1]
-            sessions = [Client(url, verbose=False) for _ in plans]
+            sessions = [Client(url, verbose=False, download_files=downloads) for _ in plans]
             results: list[list[Outcome]] = [[] for _ in plans]
             barrier = threading.Barrier(len(plans))
 
@@ -219,6 +245,7 @@ def measure(clients: int, checkpoint: str, request_timeout: float,
     single = [o.seconds for outcomes in reference for o in outcomes if o.error is None]
     return {
         "app": str(root),
+        "fetch": fetch,
         "clients": clients,
         "requests": sum(len(p) for p in plans),
         "answered": len(latencies),
@@ -247,7 +274,7 @@ def measure(clients: int, checkpoint: str, request_timeout: float,
 
 def report(figures: dict) -> str:
     lines = [
-        f"app: {figures['app']}",
+        f"app: {figures['app']} (visitors fetch: {figures['fetch']})",
         f"{figures['clients']} concurrent clients, {figures['requests']} requests "
         f"(uploads, drawn areas, follow-ups) in {figures['wall_s']:.1f} s",
         f"answered {figures['answered']}/{figures['requests']}, identical to the single-client "
@@ -295,13 +322,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--baseline", type=Path, help="another checkout whose app.py to compare")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds, each running the baseline (if any) and then this checkout")
+    parser.add_argument("--fetch", choices=["page", "every-update"], default="page",
+                        help="the files a visitor fetches: a browser's, or gradio_client's own")
     args = parser.parse_args(argv)
     ours: list[dict] = []
     baseline: list[dict] = []
     for _ in range(args.rounds):
         for root, runs in ([(args.baseline, baseline)] if args.baseline else []) + [(REPO, ours)]:
             runs.append(measure(args.clients, args.checkpoint, args.request_timeout,
-                                args.timeout, root))
+                                args.timeout, root, args.fetch))
             print(report(runs[-1]), flush=True)
     if baseline:
         print(comparison(ours, baseline), flush=True)
