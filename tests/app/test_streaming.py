@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -79,27 +80,36 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
     assert not [t for t in threading.enumerate() if t.name == "segearth-answer"]
 
 
-def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_environ, checkpoint,
-                                                                         monkeypatch):
-    """Twenty pieces, 50 ms apart: the first words go out `TEXT_UPDATE_S` after the mask at the
-    latest, with every piece decoded by then, later ones at most every `TEXT_UPDATE_S`; the answer's update re-sends what the mask's update rendered (the same
-    objects) and brings the downloads, written with the answer."""
-    words = [f"word{i} " for i in range(20)]
-
-    def quick_words(self, result):
+def words_run(app_environ, checkpoint, monkeypatch, words: list[str], pause: float,
+              decoded: threading.Event | None = None) -> Iterator:
+    """A run's updates, its answer `words` decoded one every `pause` seconds (the stand-in for a
+    model's decoding); `decoded` is set when the last one is."""
+    def answer_stream(self, result):
         def decode(streamer, cancel):
             for word in words:
-                time.sleep(0.05)
+                time.sleep(pause)
                 streamer.on_finalized_text(word)
+            if decoded is not None:
+                decoded.set()
             return "".join(words).strip()
         return AnswerStream(self.tokenizer, decode)
 
-    monkeypatch.setattr(Predictor, "answer_stream", quick_words)
+    monkeypatch.setattr(Predictor, "answer_stream", answer_stream)
     handlers = Handlers(AppConfig.from_env(app_environ))
     request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
                          0.05, 0.5)
-    updates = handlers.run(request, SimpleNamespace(session_hash="visitor"),
-                           progress=lambda *args, **kwargs: None)
+    return handlers.run(request, SimpleNamespace(session_hash="visitor"),
+                        progress=lambda *args, **kwargs: None)
+
+
+def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_environ, checkpoint,
+                                                                         monkeypatch):
+    """Twenty pieces, 50 ms apart: the first words go out `TEXT_UPDATE_S` after the mask at the
+    latest, with every piece decoded by then, later ones at most every `TEXT_UPDATE_S`; the
+    answer's update re-sends what the mask's update rendered (the same objects) and brings the
+    downloads, written with the answer."""
+    words = [f"word{i} " for i in range(20)]
+    updates = words_run(app_environ, checkpoint, monkeypatch, words, pause=0.05)
     shown, masked = next(updates), time.monotonic()
     assert shown.downloads == []  # written once, with the answer
     *texts, final = [(time.monotonic(), update) for update in updates]
@@ -122,25 +132,10 @@ def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_
 def test_an_answer_decoded_while_the_mask_is_sent_comes_with_the_last_update(app_environ, checkpoint,
                                                                           monkeypatch):
     """Decoding starts as the mask's update leaves; text already decoded is read before any is
-    shown, so an answer complete by then costs no text update at all, and a slower one's first
-    update holds every word decoded until it goes."""
+    shown, so an answer complete by then costs no text update at all."""
     words = [f"word{i} " for i in range(6)]
     decoded = threading.Event()
-
-    def instant_words(self, result):
-        def decode(streamer, cancel):
-            for word in words:
-                streamer.on_finalized_text(word)
-            decoded.set()
-            return "".join(words).strip()
-        return AnswerStream(self.tokenizer, decode)
-
-    monkeypatch.setattr(Predictor, "answer_stream", instant_words)
-    handlers = Handlers(AppConfig.from_env(app_environ))
-    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
-                         0.05, 0.5)
-    updates = handlers.run(request, SimpleNamespace(session_hash="visitor"),
-                           progress=lambda *args, **kwargs: None)
+    updates = words_run(app_environ, checkpoint, monkeypatch, words, pause=0.0, decoded=decoded)
     shown = next(updates)
     assert shown.answer == ANSWER_COMING
     assert decoded.wait(10)  # decoded before the page asked for more: started with the mask
