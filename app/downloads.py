@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from gradio.utils import get_upload_folder
 
 from segearth import write_result
@@ -105,8 +104,8 @@ def discard_downloads(run: Run) -> None:
 
 
 def sweep(now: float | None = None) -> None:
-    """Remove the sets and page images older than `DOWNLOADS_TTL_S`, so a long-running server's disk does not
-    fill with files nobody can download any more."""
+    """Remove the sets and page images older than `DOWNLOADS_TTL_S`, so a long-running
+    server's disk does not fill with files nobody can download any more."""
     limit = (time.time() if now is None else now) - DOWNLOADS_TTL_S
     root = files_root()
     for folder in [*root.glob(FOLDER_PREFIX + "*"), *root.glob(IMAGES_PREFIX + "*")]:

@@ -17,6 +17,8 @@ from app.handlers import TEXT_UPDATE_S, Handlers
 from app.messages import ANSWER_COMING
 from app.runs import RunRequest
 from segearth import AnswerStream, Predictor
+from segearth.constants import EMPTY_TARGET_ANSWER
+from segearth.result import NO_TARGET
 from segearth.model import generation
 
 from tests.browser import needs_chromium
@@ -142,6 +144,20 @@ def test_an_answer_decoded_while_the_mask_is_sent_comes_with_the_last_update(app
     time.sleep(0.1)  # the decoding thread has put the end of the answer too
     rest = list(updates)
     assert len(rest) == 1 and rest[0].answer == "".join(words).strip()  # no text update
+
+
+def test_an_answer_known_with_the_mask_makes_one_update(app_environ, checkpoint):
+    """Nothing above the threshold: the answer is the no-target sentence, known at once, so the
+    run is one update with everything, the downloads and their record included."""
+    handlers = Handlers(AppConfig.from_env(app_environ))
+    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
+                         0.95, 0.5)
+    (only,) = handlers.run(request, SimpleNamespace(session_hash="visitor"),
+                           progress=lambda *args, **kwargs: None)
+    assert only.answer == EMPTY_TARGET_ANSWER and NO_TARGET in only.summary
+    assert "Timings" in only.summary  # complete: no answer is coming
+    (record,) = [path for path in only.downloads if path.endswith(".json")]
+    assert json.loads(Path(record).read_text())["answer"] == EMPTY_TARGET_ANSWER
 
 
 #: Records in the page (window.segearthSeen, ms) when the mask's regions, the first answer words
