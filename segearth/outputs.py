@@ -23,9 +23,15 @@ from .result import Result
 from .visualize import blend, probability_image
 
 
+#: zlib level of the PNGs written: 1, not Pillow's 6: a run's files take half the CPU time or
+#: less to write and come out a few percent larger (`benchmarks/write_cost.py`; docs/speed.md,
+#: "What streaming costs the app server"); the pixels are the same at any level.
+PNG_COMPRESS_LEVEL = 1
+
+
 def save_png(array: np.ndarray, path: Path) -> Path:
     with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+        Image.fromarray(array).save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return path
 
 
