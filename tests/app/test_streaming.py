@@ -61,18 +61,28 @@ def test_the_first_update_has_the_mask_and_a_later_one_the_answer(app_url, check
     assert "Timings" in final.summary and "Timings" not in first.summary  # complete only with the answer
 
 
+#: The visitor whose runs the in-process tests make (`stop_answers` knows them by it).
+VISITOR = SimpleNamespace(session_hash="visitor")
+
+
+def run_updates(handlers: Handlers, checkpoint: str, threshold: float = 0.05) -> Iterator:
+    """The updates of `VISITOR`'s run about the drawn area (threshold 0.05: a target, so an answer
+    is decoded), straight from the handler."""
+    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
+                         threshold, 0.5)
+    return handlers.run(request, VISITOR, progress=lambda *args, **kwargs: None)
+
+
 def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, decoded_tokens):
     """The visitor's next run stops the decoding at once: no more tokens, no files written for
     the old run."""
     handlers = Handlers(AppConfig.from_env(app_environ))
-    visitor = SimpleNamespace(session_hash="visitor")
-    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32", 0.05, 0.5)
-    updates = handlers.run(request, visitor, progress=lambda *args, **kwargs: None)
+    updates = run_updates(handlers, checkpoint)
     shown = next(updates)
     assert shown.answer == ANSWER_COMING and shown.downloads == []  # they come with the answer
     next(updates)  # the first words
     assert decoded_tokens
-    handlers.stop_answers(visitor)  # what the page's Run button does first
+    handlers.stop_answers(VISITOR)  # what the page's Run button does first
     stopped_at = len(decoded_tokens)
     rest = list(updates)
     time.sleep(3 * SLOW_TOKEN_S)
@@ -97,11 +107,7 @@ def words_run(app_environ, checkpoint, monkeypatch, words: list[str], pause: flo
         return AnswerStream(self.tokenizer, decode)
 
     monkeypatch.setattr(Predictor, "answer_stream", answer_stream)
-    handlers = Handlers(AppConfig.from_env(app_environ))
-    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
-                         0.05, 0.5)
-    return handlers.run(request, SimpleNamespace(session_hash="visitor"),
-                        progress=lambda *args, **kwargs: None)
+    return run_updates(Handlers(AppConfig.from_env(app_environ)), checkpoint)
 
 
 def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_environ, checkpoint,
@@ -146,14 +152,24 @@ def test_an_answer_decoded_while_the_mask_is_sent_comes_with_the_last_update(app
     assert len(rest) == 1 and rest[0].answer == "".join(words).strip()  # no text update
 
 
+def test_text_decoded_while_an_update_is_sent_is_read_before_the_next_one(app_environ, checkpoint,
+                                                                         monkeypatch):
+    """A text update that is slow to leave (a loaded server): the words decoded meanwhile are
+    read on before anything is shown, so the answer's end comes as the last update, not after
+    a text update that adds one word."""
+    words = [f"word{i} " for i in range(6)]
+    updates = words_run(app_environ, checkpoint, monkeypatch, words, pause=0.1)
+    next(updates)  # the mask
+    assert next(updates).answer.endswith("…")  # the first words
+    time.sleep(1.0)  # sending them took long: the rest is decoded meanwhile
+    rest = list(updates)
+    assert len(rest) == 1 and rest[0].answer == "".join(words).strip()
+
+
 def test_an_answer_known_with_the_mask_makes_one_update(app_environ, checkpoint):
     """Nothing above the threshold: the answer is the no-target sentence, known at once, so the
     run is one update with everything, the downloads and their record included."""
-    handlers = Handlers(AppConfig.from_env(app_environ))
-    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
-                         0.95, 0.5)
-    (only,) = handlers.run(request, SimpleNamespace(session_hash="visitor"),
-                           progress=lambda *args, **kwargs: None)
+    (only,) = run_updates(Handlers(AppConfig.from_env(app_environ)), checkpoint, threshold=0.95)
     assert only.answer == EMPTY_TARGET_ANSWER and NO_TARGET in only.summary
     assert "Timings" in only.summary  # complete: no answer is coming
     (record,) = [path for path in only.downloads if path.endswith(".json")]
