@@ -95,8 +95,14 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
 def words_run(app_environ, checkpoint, monkeypatch, words: list[str], pause: float,
               decoded: threading.Event | None = None) -> Iterator:
     """A run's updates, its answer `words` decoded one every `pause` seconds (the stand-in for a
-    model's decoding); `decoded` is set when the last one is."""
+    model's decoding); `decoded` is set when the last one is. Only the run's question gets the
+    stand-in: the model's warm-up at load answers its own question itself."""
+    model_answer = Predictor.answer_stream
+
     def answer_stream(self, result):
+        if result.question != QUESTION:
+            return model_answer(self, result)
+
         def decode(streamer, cancel):
             for word in words:
                 time.sleep(pause)
