@@ -33,7 +33,7 @@ from .downloads import add_answer, discard_downloads, downloads_at, page_image
 from .examples import load_examples
 from .guard import allowed_checkpoint, loading, question_text, without_paths
 from .map_view import parse_area
-from .models import ModelCache
+from .models import LoadedModel, ModelCache
 from .render import feature_bounds, map_layer
 from .runlog import run_log
 from .runs import CheckpointRun, Questions, Run, RunRequest, RunView
@@ -58,6 +58,11 @@ _MAP_UPDATES = itertools.count(time.time_ns() // 1000)
 #: one too) and every page about the same, whatever its size; an answer decoded within this time
 #: of its mask (the demo model's) costs no update of its own.
 TEXT_UPDATE_S = 0.3
+#: Seconds the mask's update may wait for the answer when the model's last answer took no
+#: longer: an answer done by then comes with the mask, in one update (the demo model's, a few
+#: tens of ms), rather than an update after it. A model that answers slowly (a released one on a
+#: CPU: seconds) sends its mask at once and streams its answer.
+ANSWER_HOLD_S = 0.2
 
 
 def map_update(layers: dict, **props: Any) -> Any:
@@ -198,7 +203,10 @@ class Handlers:
         then the answer text as it is decoded (decoding starts as the mask's update
         leaves): at most one update every `TEXT_UPDATE_S` after the mask's, each with the text
         alone, all of it decoded by then; an answer complete within that time comes with the
-        last update alone (a short answer costs one update, not two). When the answer is
+        last update alone (a short answer costs one update, not two). A model whose last answer
+        took at most `ANSWER_HOLD_S` holds the mask's update that long for the answer: done by
+        then, the run is one update with everything, as a run whose answer is known at once
+        (the "no target" sentence, a checkpoint without answers) is. When the answer is
         complete, the last update brings the answer, the summary with its timings and the
         downloads, written now, with the answer in their record (files are sent once: a client
         fetches every file an update names); the other outputs are the mask update's, sent
@@ -209,7 +217,8 @@ class Handlers:
         threshold, opacity = request.threshold, request.opacity
         with run_log(checkpoint=request.checkpoint, precision=request.precision,
                      source=request.source, compare=request.compare) as entry:
-            run, streams = self._run(request, progress, entry["stages_s"])
+            run, asked = self._run(request, progress, entry["stages_s"])
+            streams = [stream for _, stream in asked]
             questions = (earlier or Questions([])).asked(run, self.config.limits.question_layers)
             for gone in earlier.runs if earlier else []:
                 if all(gone is not kept for kept in questions.runs):
@@ -221,6 +230,15 @@ class Handlers:
                 return
             self._register(session, streams)
             try:
+                if _answers_with_the_mask(asked):
+                    (model, stream), = asked
+                    "".join(stream)  # all decoded: read at once (a decoding error surfaces here)
+                    if stream.cancelled:
+                        entry["outcome"] = "stopped"
+                        return
+                    _finish(run, 0, stream, entry, model)
+                    yield self.show(questions, threshold, opacity)  # one update: the whole result
+                    return
                 shown = self.show(questions, threshold, opacity, downloads=False)
                 streams[0].start()  # decoded while Gradio sends the mask
                 yield shown  # the answer box says it is coming
@@ -237,7 +255,7 @@ class Handlers:
                     if stream.cancelled:
                         entry["outcome"] = "stopped"
                         return
-                    _finish(run, i, stream, entry)
+                    _finish(run, i, stream, entry, asked[i][0])
             finally:
                 self._unregister(session, streams)
             # the map's layers keep the mask update's stamp, so that a map update the visitor
@@ -272,9 +290,9 @@ class Handlers:
             stream.close()  # a no-op for a finished answer; stops one the page no longer reads
 
     def _run(self, request: RunRequest, progress: gr.Progress,
-             stages: dict[str, float | None]) -> tuple[Run, list[AnswerStream]]:
-        """The model part of `run` up to the masks, and each model's answer as a stream; `stages`
-        collects each stage's seconds for the run log."""
+             stages: dict[str, float | None]) -> tuple[Run, list[tuple[LoadedModel, AnswerStream]]]:
+        """The model part of `run` up to the masks, and each model with its answer as a stream;
+        `stages` collects each stage's seconds for the run log."""
         question = question_text(request.question, self.config.limits)
         models = [(allowed_checkpoint(ckpt, self.config), prec) for ckpt, prec in request.models]
         if len(models) > 1 and models[0] == models[1]:
@@ -303,7 +321,7 @@ class Handlers:
         if source == SOURCE_UPLOAD and geo.is_georeferenced:
             run.backdrop = map_layer(image_rgba(geo), geo)
 
-        streams = []
+        asked = []
         for i, (ckpt, prec) in enumerate(models):
             step = f" ({i + 1}/{len(models)})" if len(models) > 1 else ""
             loaded = self.models.is_loaded(ckpt, prec)
@@ -314,7 +332,7 @@ class Handlers:
                 model = self.models.get(ckpt, prec)
             progress((i + 0.5) / len(models), desc=f"Reading the image and finding the target{step}")
             result, stream, encode, seconds = model.ask(geo, question, threshold)
-            streams.append(stream)
+            asked.append((model, stream))
             public = self.config.name_of(ckpt)  # what the page and the downloads may show
             result = replace(result, provenance={**result.provenance, "checkpoint": public})
             run.checkpoint_runs.append(CheckpointRun(public, prec, result, {
@@ -322,7 +340,7 @@ class Handlers:
                 "mask": seconds}))
             stages.update({f"{k}{i + 1 if i else ''}": v
                            for k, v in run.checkpoint_runs[-1].timings.items()})
-        return run, streams
+        return run, asked
 
     @shows_errors
     def show(self, questions: Questions | None, threshold: float, opacity: float,
@@ -392,14 +410,28 @@ class Handlers:
                      gr.Tabs(selected=TAB_IMAGE))
 
 
-def _finish(run: Run, index: int, stream: AnswerStream, entry: dict) -> None:
+def _answers_with_the_mask(asked: list[tuple[LoadedModel, AnswerStream]]) -> bool:
+    """One model, whose last answer took at most `ANSWER_HOLD_S`, and its answer is complete
+    within that time of its mask (decoding starts now)."""
+    if len(asked) != 1:
+        return False
+    (model, stream), = asked
+    return (model.answer_seconds is not None and model.answer_seconds <= ANSWER_HOLD_S
+            and stream.done_within(ANSWER_HOLD_S))
+
+
+def _finish(run: Run, index: int, stream: AnswerStream, entry: dict,
+            model: LoadedModel | None = None) -> None:
     """The run's `index`th model's answer is complete (read, or known at once): into its result,
-    and its seconds (none without an answer) into its timings and the run log's `entry`."""
+    and its seconds (none without an answer) into its timings and the run log's `entry`; a
+    decoded answer's seconds into its `model` too (the next run's `ANSWER_HOLD_S` choice)."""
     answered = run.checkpoint_runs[index]
     finish_answer(answered.result, stream)
     if stream.seconds is not None:
         answered.timings["answer"] = stream.seconds
         entry["stages_s"][f"answer{index + 1 if index else ''}"] = stream.seconds
+        if model is not None and stream.decodes:
+            model.answer_seconds = stream.seconds
 
 
 def _picker(questions: Questions) -> Any:

@@ -35,6 +35,9 @@ class LoadedModel:
     load_seconds: float
     features: FeatureCache = field(init=False, repr=False, compare=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: Seconds its last decoded answer took (None before one): whether the next one is worth
+    #: waiting for before the mask's update leaves (`app.handlers.ANSWER_HOLD_S`).
+    answer_seconds: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.features = FeatureCache(self.predictor)

@@ -312,6 +312,16 @@ class AnswerStream:
                                         daemon=True)
         self._thread.start()
 
+    def done_within(self, seconds: float) -> bool:
+        """Start decoding and wait at most `seconds` for its end: True when the answer is complete
+        (or known without decoding), so a caller can send it with the mask rather than after it
+        (reading it then gives every piece at once)."""
+        if self._decode is None:
+            return True
+        self.start()
+        self._thread.join(seconds)
+        return not self._thread.is_alive()
+
     def __iter__(self) -> Iterator[str]:
         if self._started:
             raise RuntimeError("An answer stream is read once.")

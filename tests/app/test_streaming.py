@@ -1,5 +1,6 @@
 """The mask first, the answer after it: the run's updates through the API, a visitor asking again
-while an answer is being decoded, and the page in Chromium with an answer slow enough to watch."""
+while an answer is being decoded, and the page in Chromium with an answer slow enough to watch; a
+model that answers quickly sends its answer with the mask."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,8 @@ import pytest
 from gradio_client import Client
 
 from app.config import AppConfig
-from app.handlers import TEXT_UPDATE_S, Handlers
+from app import handlers as handlers_module
+from app.handlers import ANSWER_HOLD_S, TEXT_UPDATE_S, Handlers
 from app.messages import ANSWER_COMING
 from app.runs import RunRequest
 from segearth import AnswerStream, Predictor
@@ -46,7 +48,10 @@ def decoded_tokens(monkeypatch) -> list[float]:
     return steps
 
 
-def test_the_first_update_has_the_mask_and_a_later_one_the_answer(app_url, checkpoint):
+def test_the_first_update_has_the_mask_and_a_later_one_the_answer(app_url, checkpoint, monkeypatch):
+    """A model whose answers take longer than `ANSWER_HOLD_S` (none of this tiny model's do: no
+    hold, as for a released model on a CPU)."""
+    monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", 0.0)
     client = Client(app_url, verbose=False)
     job = client.submit("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
                         0.05, 0.5, api_name="/run")  # threshold 0.05: a target, so text is decoded
@@ -65,10 +70,11 @@ def test_the_first_update_has_the_mask_and_a_later_one_the_answer(app_url, check
 VISITOR = SimpleNamespace(session_hash="visitor")
 
 
-def run_updates(handlers: Handlers, checkpoint: str, threshold: float = 0.05) -> Iterator:
+def run_updates(handlers: Handlers, checkpoint: str, threshold: float = 0.05,
+                question: str = QUESTION) -> Iterator:
     """The updates of `VISITOR`'s run about the drawn area (threshold 0.05: a target, so an answer
     is decoded), straight from the handler."""
-    request = RunRequest("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
+    request = RunRequest("map", AREA, None, question, checkpoint, "fp32", False, checkpoint, "fp32",
                          threshold, 0.5)
     return handlers.run(request, VISITOR, progress=lambda *args, **kwargs: None)
 
@@ -93,10 +99,11 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
 
 
 def words_run(app_environ, checkpoint, monkeypatch, words: list[str], pause: float,
-              decoded: threading.Event | None = None) -> Iterator:
-    """A run's updates, its answer `words` decoded one every `pause` seconds (the stand-in for a
-    model's decoding); `decoded` is set when the last one is. Only the run's question gets the
-    stand-in: the model's warm-up at load answers its own question itself."""
+              decoded: threading.Event | None = None, handlers: Handlers | None = None) -> Iterator:
+    """A run's updates (by `handlers`, or new ones), its answer `words` decoded one every `pause`
+    seconds (the stand-in for a model's decoding); `decoded` is set when the last one is. Only
+    the run's question gets the stand-in: the model's warm-up at load answers its own question
+    itself, as it does any other question."""
     model_answer = Predictor.answer_stream
 
     def answer_stream(self, result):
@@ -113,7 +120,7 @@ def words_run(app_environ, checkpoint, monkeypatch, words: list[str], pause: flo
         return AnswerStream(self.tokenizer, decode)
 
     monkeypatch.setattr(Predictor, "answer_stream", answer_stream)
-    return run_updates(Handlers(AppConfig.from_env(app_environ)), checkpoint)
+    return run_updates(handlers or Handlers(AppConfig.from_env(app_environ)), checkpoint)
 
 
 def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_environ, checkpoint,
@@ -170,6 +177,46 @@ def test_text_decoded_while_an_update_is_sent_is_read_before_the_next_one(app_en
     time.sleep(1.0)  # sending them took long: the rest is decoded meanwhile
     rest = list(updates)
     assert len(rest) == 1 and rest[0].answer == "".join(words).strip()
+
+
+#: A question about the drawn area other than `QUESTION`: the tiny model itself answers it.
+OTHER_QUESTION = "Where are the buildings?"
+
+
+def test_a_model_that_answered_quickly_sends_its_next_answer_with_the_mask(app_environ, checkpoint,
+                                                                          monkeypatch):
+    """The model's first run streams (how long it answers is not known yet); once an answer took
+    at most `ANSWER_HOLD_S`, the next run waits that long for its answer and is one update with
+    everything, the downloads and their record included. The hold is widened here so that a
+    loaded machine's slow decoding cannot decide the test."""
+    monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", 5.0)
+    handlers = Handlers(AppConfig.from_env(app_environ))
+    first = list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))
+    assert len(first) == 2 and first[0].answer == ANSWER_COMING
+    (only,) = run_updates(handlers, checkpoint)
+    assert only.answer and only.answer != ANSWER_COMING and "…" not in only.answer
+    assert "Timings" in only.summary and isinstance(only.map, dict) and "layers" in only.map
+    (record,) = [path for path in only.downloads if path.endswith(".json")]
+    assert json.loads(Path(record).read_text())["answer"] == only.answer
+
+
+def test_an_answer_not_done_within_the_hold_is_streamed_after_the_mask(app_environ, checkpoint,
+                                                                      monkeypatch):
+    """The model answered quickly before, but this answer takes longer than `ANSWER_HOLD_S`: its
+    mask goes out when the hold ends, and the answer streams after it."""
+    handlers = Handlers(AppConfig.from_env(app_environ))
+    monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", 5.0)
+    list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))  # answered: quick
+    list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))  # held: one update
+    monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", ANSWER_HOLD_S)
+    words = [f"word{i} " for i in range(8)]
+    start = time.monotonic()
+    updates = words_run(app_environ, checkpoint, monkeypatch, words, pause=0.1, handlers=handlers)
+    shown = next(updates)
+    assert shown.answer == ANSWER_COMING and shown.downloads == []
+    assert ANSWER_HOLD_S <= time.monotonic() - start < ANSWER_HOLD_S + 1.0  # held, then sent
+    rest = list(updates)
+    assert len(rest) >= 2 and rest[-1].answer == "".join(words).strip()
 
 
 def test_an_answer_known_with_the_mask_makes_one_update(app_environ, checkpoint):
