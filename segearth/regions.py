@@ -65,8 +65,12 @@ def find_regions(mask: np.ndarray, probability: np.ndarray,
     pixels = np.bincount(flat, minlength=count + 1)[1:]
     sums = np.bincount(flat, weights=probability.ravel().astype(np.float64),
                        minlength=count + 1)[1:]
-    index = np.arange(1, count + 1)
-    peaks = np.asarray(ndimage.maximum(probability, labels, index), dtype=np.float64)
+    # each label's maximum over the mask's pixels alone: `ndimage.maximum` sorts the whole
+    # image's pixels for it (51 ms at 768x768, against 1.5 ms here)
+    inside = flat > 0
+    peaks = np.full(count + 1, -np.inf)
+    np.maximum.at(peaks, flat[inside], probability.ravel()[inside])
+    peaks = peaks[1:]
     boxes = ndimage.find_objects(labels)
     scores = sums / pixels
     kept = [i for i in range(count) if pixels[i] >= min_px]
