@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from app import models, zerogpu
+from segearth import AnswerStream
 from segearth.errors import InputError
 from segearth.geo import GeoImage
-from segearth.model import generation
+from segearth.predictor import Predictor
 from segearth.runtime import resolve_precision
 
 QUESTION = "Where could residents gather safely?"
@@ -223,61 +224,73 @@ def test_the_model_is_placed_at_start_up_and_only_computation_runs_in_the_call(o
     assert not [name for name, inside in space.cuda_calls if not inside], space.cuda_calls
 
 
+#: The answer the stand-in decodes (`decoded_words`), a word every 0.1 s.
+WORDS = [f"word{i} " for i in range(8)]
+
+
 @pytest.fixture
-def decoded_tokens(monkeypatch) -> list[float]:
-    """Every decoding step slow (0.1 s), and when each ran: an answer slow enough to watch."""
+def decoded_words(monkeypatch) -> list[float]:
+    """Every answer decoded by a stand-in, one of `WORDS` every 0.1 s, and when each was: an
+    answer slow enough to watch, of several pieces whatever the CPU. The random tiny model's own
+    words depend on the CPU's bf16 arithmetic (ZeroGPU's `auto` is bf16; native on a CPU with
+    avx512_bf16, emulated elsewhere) and on some CPUs come as one piece without spaces. Decoding
+    stops at the next word once its stream is closed, as the model's stops at the next token."""
     steps: list[float] = []
-    check = generation.RepetitionStop.__call__
 
-    def slow(self, input_ids, scores, **kwargs):
-        steps.append(time.perf_counter())
-        time.sleep(0.1)
-        return check(self, input_ids, scores, **kwargs)
+    def answer_stream(self, result):
+        def decode(streamer, cancel):
+            for word in WORDS:
+                if cancel.is_set():
+                    return None
+                steps.append(time.perf_counter())
+                time.sleep(0.1)
+                streamer.on_finalized_text(word)
+            return "".join(WORDS).strip()
+        return AnswerStream(self.tokenizer, decode)
 
-    monkeypatch.setattr(generation.RepetitionStop, "__call__", slow)
+    monkeypatch.setattr(Predictor, "answer_stream", answer_stream)
     return steps
 
 
-#: A question, image and threshold for which the random tiny model finds a target and decodes
-#: an answer of several pieces (its "words").
+#: A question, image and threshold for which the random tiny model finds a target, so an answer
+#: is decoded.
 WORDY_QUESTION, WORDY_SEED, TARGET_THRESHOLD = "Which area would flood first?", 1, 0.05
 
 
 def test_one_call_yields_the_mask_then_the_answer_pieces(on_a_zerogpu_space, tiny_checkpoint,
-                                                          decoded_tokens):
+                                                          decoded_words):
     space, module = on_a_zerogpu_space, on_a_zerogpu_space.module
     loaded = models.ModelCache().get(str(tiny_checkpoint), "auto")
     image = GeoImage(np.random.default_rng(WORDY_SEED).integers(0, 256, (64, 80, 3), np.uint8))
     result, stream, _, _ = loaded.ask(image, WORDY_QUESTION, TARGET_THRESHOLD)
     assert result.found and result.answer is None
-    assert space.spaces.inside and not decoded_tokens[1:]  # the mask is out; the call goes on
+    assert space.spaces.inside and not decoded_words[1:]  # the mask is out; the call goes on
     pieces = []
     for piece in stream:
-        pieces.append((piece, len(decoded_tokens)))
-    assert len(pieces) > 1 and pieces[0][1] < len(decoded_tokens)  # piece by piece, not at the end
-    assert "".join(p for p, _ in pieces).strip().startswith(stream.text)
+        pieces.append((piece, len(decoded_words)))
+    assert len(pieces) > 1 and pieces[0][1] < len(decoded_words)  # piece by piece, not at the end
+    assert "".join(p for p, _ in pieces).strip() == stream.text == "".join(WORDS).strip()
     assert space.spaces.calls == [("_ask", module.MASK_SECONDS + module.ANSWER_SECONDS)]
     assert space.spaces.ended == 1 and not space.spaces.inside
     assert not [name for name, inside in space.cuda_calls if not inside], space.cuda_calls
 
 
-def test_closing_the_answer_ends_the_gpu_call(on_a_zerogpu_space, tiny_checkpoint, decoded_tokens):
+def test_closing_the_answer_ends_the_gpu_call(on_a_zerogpu_space, tiny_checkpoint, decoded_words):
     """What asking again does (`Handlers.stop_answers` closes the stream): the worker stops at its
-    next piece (a word: the random model's run without spaces, so this one comes late), and
-    decoding stops with the call: no quota is spent on text nobody reads."""
+    next piece, and decoding stops with the call: no quota is spent on text nobody reads."""
     space = on_a_zerogpu_space.spaces
     loaded = models.ModelCache().get(str(tiny_checkpoint), "auto")
     image = GeoImage(np.random.default_rng(WORDY_SEED).integers(0, 256, (64, 80, 3), np.uint8))
     _, stream, _, _ = loaded.ask(image, WORDY_QUESTION, TARGET_THRESHOLD)
     reader = iter(stream)
     next(reader)  # the first words
-    closed_at = len(decoded_tokens)
+    closed_at = len(decoded_words)
     stream.close()
     assert space.ended == 1 and not space.inside  # the call is over once close returns
     assert space.after_stop == 1  # the one piece the worker checks its stop event after
-    ended_at = len(decoded_tokens)
+    ended_at = len(decoded_words)
     time.sleep(0.3)
-    assert len(decoded_tokens) == ended_at >= closed_at  # nothing decoded once the call ended
+    assert len(decoded_words) == ended_at >= closed_at  # nothing decoded once the call ended
     assert stream.cancelled and stream.text is None
     assert not [t for t in threading.enumerate() if t.name in ("gpu-worker", "segearth-answer")]
 
