@@ -232,10 +232,7 @@ class Handlers:
             try:
                 if _answers_with_the_mask(asked):
                     (model, stream), = asked
-                    "".join(stream)  # all decoded: read at once (a decoding error surfaces here)
-                    if stream.cancelled:
-                        entry["outcome"] = "stopped"
-                        return
+                    "".join(stream)  # all decoded: read at once
                     _finish(run, 0, stream, entry, model)
                     yield self.show(questions, threshold, opacity)  # one update: the whole result
                     return
@@ -412,12 +409,13 @@ class Handlers:
 
 def _answers_with_the_mask(asked: list[tuple[LoadedModel, AnswerStream]]) -> bool:
     """One model, whose last answer took at most `ANSWER_HOLD_S`, and its answer is complete
-    within that time of its mask (decoding starts now)."""
+    within that time of its mask (decoding starts now). An answer stopped meanwhile (the visitor
+    asked again) or failed is not: the mask goes out alone, and the failure after it."""
     if len(asked) != 1:
         return False
     (model, stream), = asked
     return (model.answer_seconds is not None and model.answer_seconds <= ANSWER_HOLD_S
-            and stream.done_within(ANSWER_HOLD_S))
+            and stream.done_within(ANSWER_HOLD_S) and stream.text is not None)
 
 
 def _finish(run: Run, index: int, stream: AnswerStream, entry: dict,

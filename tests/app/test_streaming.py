@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import pytest
 from gradio_client import Client
 
@@ -217,6 +218,31 @@ def test_an_answer_not_done_within_the_hold_is_streamed_after_the_mask(app_envir
     assert ANSWER_HOLD_S <= time.monotonic() - start < ANSWER_HOLD_S + 1.0  # held, then sent
     rest = list(updates)
     assert len(rest) >= 2 and rest[-1].answer == "".join(words).strip()
+
+
+def test_an_answer_that_fails_while_held_leaves_the_mask_on_the_page(app_environ, checkpoint,
+                                                                     monkeypatch):
+    """The hold never costs the visitor the mask: an answer whose decoding fails while the mask's
+    update waits for it is reported after the mask's update, as a streamed one is."""
+    handlers = Handlers(AppConfig.from_env(app_environ))
+    monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", 5.0)
+    list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))  # answered: quick
+    model_answer = Predictor.answer_stream
+
+    def failing(self, result):
+        if result.question != QUESTION:
+            return model_answer(self, result)
+
+        def decode(streamer, cancel):
+            raise RuntimeError("decoding broke")
+        return AnswerStream(self.tokenizer, decode)
+
+    monkeypatch.setattr(Predictor, "answer_stream", failing)
+    updates = run_updates(handlers, checkpoint)
+    shown = next(updates)
+    assert shown.answer == ANSWER_COMING and "layers" in shown.map  # the mask is on the page
+    with pytest.raises(gr.Error, match="decoding broke"):
+        next(updates)
 
 
 def test_an_answer_known_with_the_mask_makes_one_update(app_environ, checkpoint):
