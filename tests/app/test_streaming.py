@@ -50,8 +50,8 @@ def decoded_tokens(monkeypatch) -> list[float]:
 
 
 def test_the_first_update_has_the_mask_and_a_later_one_the_answer(app_url, checkpoint, monkeypatch):
-    """A model whose answers take longer than `ANSWER_HOLD_S` (none of this tiny model's do: no
-    hold, as for a released model on a CPU)."""
+    """A model whose answers take longer than `ANSWER_HOLD_S`, as a released model's on a CPU
+    (the hold switched off: this tiny model's answers may be quick)."""
     monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", 0.0)
     client = Client(app_url, verbose=False)
     job = client.submit("map", AREA, None, QUESTION, checkpoint, "fp32", False, checkpoint, "fp32",
@@ -100,15 +100,16 @@ def test_asking_again_stops_the_answer_being_decoded(app_environ, checkpoint, de
 
 
 def words_run(app_environ, checkpoint, monkeypatch, words: list[str], pause: float,
-              decoded: threading.Event | None = None, handlers: Handlers | None = None) -> Iterator:
-    """A run's updates (by `handlers`, or new ones), its answer `words` decoded one every `pause`
-    seconds (the stand-in for a model's decoding); `decoded` is set when the last one is. Only
-    the run's question gets the stand-in: the model's warm-up at load answers its own question
-    itself, as it does any other question."""
+              decoded: threading.Event | None = None, handlers: Handlers | None = None,
+              question: str = QUESTION) -> Iterator:
+    """A run's updates (by `handlers`, or new ones) for `question`, its answer `words` decoded one
+    every `pause` seconds (the stand-in for a model's decoding); `decoded` is set when the last
+    one is. Only the run's question gets the stand-in: the model's warm-up at load answers its
+    own question itself, as it does any other question."""
     model_answer = Predictor.answer_stream
 
     def answer_stream(self, result):
-        if result.question != QUESTION:
+        if result.question != question:
             return model_answer(self, result)
 
         def decode(streamer, cancel):
@@ -121,7 +122,8 @@ def words_run(app_environ, checkpoint, monkeypatch, words: list[str], pause: flo
         return AnswerStream(self.tokenizer, decode)
 
     monkeypatch.setattr(Predictor, "answer_stream", answer_stream)
-    return run_updates(handlers or Handlers(AppConfig.from_env(app_environ)), checkpoint)
+    return run_updates(handlers or Handlers(AppConfig.from_env(app_environ)), checkpoint,
+                       question=question)
 
 
 def test_text_updates_are_batched_and_the_last_update_renders_nothing_again(app_environ, checkpoint,
@@ -193,7 +195,7 @@ def test_a_model_that_answered_quickly_sends_its_next_answer_with_the_mask(app_e
     monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", 5.0)
     handlers = Handlers(AppConfig.from_env(app_environ))
     first = list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))
-    assert len(first) == 2 and first[0].answer == ANSWER_COMING
+    assert len(first) >= 2 and first[0].answer == ANSWER_COMING  # streamed
     (only,) = run_updates(handlers, checkpoint)
     assert only.answer and only.answer != ANSWER_COMING and "…" not in only.answer
     assert "Timings" in only.summary and isinstance(only.map, dict) and "layers" in only.map
@@ -206,10 +208,9 @@ def test_an_answer_not_done_within_the_hold_is_streamed_after_the_mask(app_envir
     """The model answered quickly before, but this answer takes longer than `ANSWER_HOLD_S`: its
     mask goes out when the hold ends, and the answer streams after it."""
     handlers = Handlers(AppConfig.from_env(app_environ))
-    monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", 5.0)
-    list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))  # answered: quick
-    list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))  # held: one update
-    monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", ANSWER_HOLD_S)
+    primed = list(words_run(app_environ, checkpoint, monkeypatch, ["Quick."], pause=0.0,
+                            handlers=handlers, question=OTHER_QUESTION))  # answered at once
+    assert primed[-1].answer == "Quick."
     words = [f"word{i} " for i in range(8)]
     start = time.monotonic()
     updates = words_run(app_environ, checkpoint, monkeypatch, words, pause=0.1, handlers=handlers)
@@ -226,7 +227,7 @@ def test_an_answer_that_fails_while_held_leaves_the_mask_on_the_page(app_environ
     update waits for it is reported after the mask's update, as a streamed one is."""
     handlers = Handlers(AppConfig.from_env(app_environ))
     monkeypatch.setattr(handlers_module, "ANSWER_HOLD_S", 5.0)
-    list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))  # answered: quick
+    list(run_updates(handlers, checkpoint, question=OTHER_QUESTION))  # answered within the hold
     model_answer = Predictor.answer_stream
 
     def failing(self, result):
