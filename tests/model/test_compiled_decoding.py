@@ -66,9 +66,9 @@ def test_bf16_compiled_decoding_gives_the_eager_tokens(parts):
     """bf16 (the GPU's `auto`): Inductor rounds as eager does (`generation.INDUCTOR_OPTIONS`).
     Checked on the CPU, where eager's kernels are ATen's vectorised ones: at AVX-512 some of them
     compute bf16 otherwise than Inductor's generated loops (measured on an AMD EPYC with
-    avx512_bf16: the tokens part with ATen at AVX-512 and agree with it held to AVX2, whatever
-    the rounding options), so where ATen runs above AVX2 the check runs in a process of its own
-    with ATen held to AVX2."""
+    avx512_bf16, with these options: the tokens part with ATen at AVX-512 and agree with it held
+    to AVX2), so where ATen runs above AVX2 the check runs in a process of its own with ATen held
+    to AVX2."""
     if (torch.backends.cpu.get_cpu_capability() not in ("AVX2", "DEFAULT")
             and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2"):  # not asked already
         test = f"{Path(__file__).relative_to(REPO)}::test_bf16_compiled_decoding_gives_the_eager_tokens"
