@@ -122,7 +122,8 @@ def _print_files(written: dict[str, Path]) -> None:
         print(f"region {row['rank']}: {size}{row['pixels']:,} px, score {row['score']:.3f}, "
               f"peak {row['peak']:.3f}, pixels x {col0}-{col1} y {row0}-{row1}")
     if record["dropped_regions"]:
-        print(f"({record['dropped_regions']} region(s) under {record['min_region_px']} px dropped)")
+        unsure = f" or scoring under {record['min_region_score']:g}" if record["min_region_score"] else ""
+        print(f"({record['dropped_regions']} region(s) under {record['min_region_px']} px{unsure} dropped)")
     print(end="", flush=True)
 
 

@@ -168,10 +168,18 @@ class SegEarthConfig:
     #: probabilities are not calibrated at 0.5, so the demo model carries the threshold picked
     #: with its noise floor on a calibration set (docs/training.md, "The bundled demo model").
     mask_threshold: float = 0.5
+    #: Smallest mean probability a region of the mask may have: regions the model is less sure
+    #: of are removed like the noise floor's specks. 0 keeps every region (released checkpoints,
+    #: as the authors' code); the demo model's, picked with its threshold and floor on a
+    #: calibration set, turns the outlines it half-believes on real photographs into "no target"
+    #: (docs/training.md, "The bundled demo model").
+    min_region_score: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_region_fraction < 1.0:
             raise ValueError(f"min_region_fraction must be within [0, 1), not {self.min_region_fraction}")
+        if not 0.0 <= self.min_region_score < 1.0:
+            raise ValueError(f"min_region_score must be within [0, 1), not {self.min_region_score}")
         if not 0.0 < self.mask_threshold < 1.0:
             raise ValueError(f"mask_threshold must be within (0, 1), not {self.mask_threshold}")
         if self.image_size % (32 * 2**self.connector.depth):

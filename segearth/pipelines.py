@@ -122,6 +122,7 @@ class _MostConfidentWindow:
             threshold = threshold_or_default(self.threshold, None)
         result = Result(self.question, probability, threshold, None, grid, tiled=True, min_region_px=min_region_px,
                         min_region_fraction=last.min_region_fraction if last else 0.0,
+                        min_region_score=last.min_region_score if last else 0.0,
                         canvas_side_px=window)
         if self.best is not None:
             rgb, result.provenance = self.best

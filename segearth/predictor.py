@@ -203,6 +203,7 @@ class Predictor:
         result = Result(question, probability, threshold, None, state.image, checkpoint=self.checkpoint,
                         provenance=self._provenance(question), timings=timings,
                         min_region_px=min_region_px, min_region_fraction=self.config.min_region_fraction,
+                        min_region_score=self.config.min_region_score,
                         canvas_probability=_sigmoid(canvas_logits))
         if answer and self.config.answers:
             start = time.perf_counter()

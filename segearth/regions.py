@@ -5,7 +5,8 @@ one separately with its confidence, not one merged mask. A region is a 4-connect
 the thresholded mask (the same connectivity `rasterio.features.shapes` uses for the polygons, so
 one region is one polygon); its ``score`` is the mean probability inside it and ``peak`` its
 maximum. Components smaller than ``min_px`` pixels are dropped (specks a few pixels wide are
-threshold noise, not places) and counted.
+threshold noise, not places) and counted, and so are those scoring under ``min_score`` (a
+checkpoint's confidence floor, `SegEarthConfig.min_region_score`).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class Regions:
 
     regions: list[Region]
     labels: np.ndarray  # (H, W) int32
-    dropped: int  # components smaller than min_px, removed from the mask
+    dropped: int  # components smaller than min_px or scoring under min_score, removed from the mask
     min_px: int
 
     @property
@@ -51,9 +52,10 @@ class Regions:
 
 
 def find_regions(mask: np.ndarray, probability: np.ndarray,
-                 min_px: int = MIN_REGION_PX) -> Regions:
+                 min_px: int = MIN_REGION_PX, min_score: float = 0.0) -> Regions:
     """Connected components of ``mask`` scored on ``probability``, largest first (ties: higher
-    score, then top-left first), those under ``min_px`` pixels dropped."""
+    score, then top-left first), those under ``min_px`` pixels or scoring under ``min_score``
+    dropped."""
     if mask.shape != probability.shape:
         raise ValueError(f"mask {mask.shape} and probability {probability.shape} differ in shape")
     if min_px < 1:
@@ -73,7 +75,7 @@ def find_regions(mask: np.ndarray, probability: np.ndarray,
     peaks = peaks[1:]
     boxes = ndimage.find_objects(labels)
     scores = sums / pixels
-    kept = [i for i in range(count) if pixels[i] >= min_px]
+    kept = [i for i in range(count) if pixels[i] >= min_px and scores[i] >= min_score]
     kept.sort(key=lambda i: (-pixels[i], -scores[i], boxes[i][0].start, boxes[i][1].start))
     remap = np.zeros(count + 1, np.int32)
     regions = []

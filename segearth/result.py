@@ -4,7 +4,9 @@ The rule (`mask_regions`): a pixel is in the mask when its probability is strict
 threshold and it is valid (inside a drawn polygon, not nodata); then every connected region
 smaller than the smallest region is dropped, that size being the larger of the caller's
 `min_region_px` and the checkpoint's noise floor (`SegEarthConfig.min_region_fraction` of the
-model's canvas, in pixels of the map at hand: `smallest_region_px`). Every mask of the package
+model's canvas, in pixels of the map at hand: `smallest_region_px`), and so is every region
+whose mean probability is under the checkpoint's confidence floor
+(`SegEarthConfig.min_region_score`). Every mask of the package
 comes from it: the page's, the files', the canvas mask evaluation scores, tiled runs' and every
 re-thresholding; and so does `found`, which decides whether the predictor generates an answer or
 says there is no target.
@@ -56,16 +58,17 @@ def smallest_region_px(min_region_px: int, min_region_fraction: float, canvas_si
 
 
 def mask_regions(probability: np.ndarray, threshold: float, min_px: int,
-                 valid: np.ndarray | None = None) -> Regions:
+                 valid: np.ndarray | None = None, min_score: float = 0.0) -> Regions:
     """The one mask rule: probability > threshold (strictly), at valid pixels only, without the
-    regions of fewer than ``min_px`` pixels; the kept regions are ranked (see `find_regions`)."""
+    regions of fewer than ``min_px`` pixels or of a mean probability under ``min_score``; the kept
+    regions are ranked (see `find_regions`)."""
     check_threshold(threshold)
     mask = probability > threshold
     if valid is not None:
         if valid.shape != probability.shape:
             raise ValueError(f"valid pixels {valid.shape} and probability {probability.shape} differ in shape")
         mask &= valid
-    return find_regions(mask, probability, min_px)
+    return find_regions(mask, probability, min_px, min_score)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Result:
     min_region_px: int = MIN_REGION_PX  # the caller's smallest region, before the noise floor
     time_utc: str = field(default_factory=_now_utc)
     min_region_fraction: float = 0.0  # the checkpoint's noise floor (SegEarthConfig)
+    min_region_score: float = 0.0  # the checkpoint's confidence floor (SegEarthConfig)
     #: Pixels of this map the model's canvas spans (a tiled run's window); None: the longer side.
     canvas_side_px: int | None = None
     #: The authors' frame: the probability on the model's padded square canvas (None when tiled).
@@ -117,11 +121,13 @@ class Result:
     @cached_property
     def _regions(self) -> Regions:
         valid = self.geo.valid if isinstance(self.geo, GeoImage) else None  # tiled: 0 at nodata
-        return mask_regions(self.probability, self.threshold, self.smallest_region_px, valid)
+        return mask_regions(self.probability, self.threshold, self.smallest_region_px, valid,
+                            self.min_region_score)
 
     @property
     def mask(self) -> np.ndarray:
-        """(H, W) bool: probability > threshold, valid pixels only, small regions dropped."""
+        """(H, W) bool: probability > threshold, valid pixels only, small or unsure regions
+        dropped."""
         return self._regions.mask
 
     @property
@@ -132,7 +138,7 @@ class Result:
             return None
         side = self.canvas_probability.shape[0]
         min_px = smallest_region_px(self.min_region_px, self.min_region_fraction, side)
-        return mask_regions(self.canvas_probability, self.threshold, min_px).mask
+        return mask_regions(self.canvas_probability, self.threshold, min_px, min_score=self.min_region_score).mask
 
     @property
     def labels(self) -> np.ndarray:
@@ -219,6 +225,7 @@ class Result:
                       "transform": list(geo.transform)[:6] if geo.transform else None},
             "area": self.area,
             "min_region_px": self.smallest_region_px,
+            "min_region_score": self.min_region_score,
             "dropped_regions": self.dropped_regions,
             "regions": self.region_rows(),
             "geo": self.properties if self.georeferenced else None,

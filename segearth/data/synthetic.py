@@ -74,8 +74,13 @@ SIZE_RANGE = (0.7, 1.4)
 #: the photograph unless drawn on it.
 PHOTO_CATEGORIES = ("forest", "farmland", "road")
 #: Side of the square cut from a photograph as a background, relative to the item's longer side
-#: (the photograph's 10 cm pixels shown from 0.6 to 2.5 times coarser or finer).
-PHOTO_CROP_RANGE = (0.6, 2.5)
+#: (the photograph's 10 cm pixels shown from 0.6 to 4 times coarser or finer: a whole 400 px NEON
+#: tile on the demo model's 128 px canvas is 3.1 times coarser).
+PHOTO_CROP_RANGE = (0.6, 4.0)
+#: How far a photograph's brightness, contrast, saturation and each channel's gain are moved
+#: (factors), so that one training photograph stands for forests lit and coloured otherwise.
+PHOTO_JITTER = {"brightness": (0.75, 1.3), "contrast": (0.8, 1.2), "saturation": (0.7, 1.3),
+                "channel": (0.9, 1.1)}
 
 
 @dataclass(frozen=True)
@@ -234,8 +239,8 @@ def _photo_pixels(path: str) -> np.ndarray:
 
 def photo_background(photo: str | Path, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """A random square of ``photo`` (side `PHOTO_CROP_RANGE` x the item's longer side, at most the
-    photograph's shorter side), turned by a multiple of 90 degrees, maybe mirrored, with its
-    brightness and contrast moved by up to 15 %, resized to ``size``: real land for a scene."""
+    photograph's shorter side), turned by a multiple of 90 degrees, maybe mirrored, its colours
+    moved (`PHOTO_JITTER`), resized to ``size``: real land for a scene."""
     pixels = _photo_pixels(str(photo))
     height, width = size
     side = int(min(max(height, width) * rng.uniform(*PHOTO_CROP_RANGE), *pixels.shape[:2]))
@@ -245,8 +250,11 @@ def photo_background(photo: str | Path, size: tuple[int, int], rng: np.random.Ge
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     resized = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((width, height), Image.BILINEAR), np.float32)
+    grey = resized.mean(axis=2, keepdims=True)
+    resized = grey + (resized - grey) * rng.uniform(*PHOTO_JITTER["saturation"])
+    resized = resized * rng.uniform(*PHOTO_JITTER["channel"], size=3)
     mean = resized.mean()
-    resized = (resized - mean) * rng.uniform(0.85, 1.15) + mean * rng.uniform(0.85, 1.15)
+    resized = (resized - mean) * rng.uniform(*PHOTO_JITTER["contrast"]) + mean * rng.uniform(*PHOTO_JITTER["brightness"])
     return np.clip(resized, 0, 255).astype(np.uint8)
 
 

@@ -77,6 +77,11 @@ class TrainConfig:
     #: Train the Swin encoder too (the authors freeze it; the demo model's starts random, and its
     #: features are what the LLM sees of the image when it decides whether the target is there).
     train_encoder: bool = False
+    #: Teach empty targets `EMPTY_TARGET_ANSWER` as their answer (the authors do). Off, an empty
+    #: target trains the mask alone, so the text never learns to say "nothing here" and the mask
+    #: decides it (the predictor answers an empty mask with that sentence): stage 2 of the demo
+    #: model, whose text said it over right masks when taught so (docs/training.md).
+    answer_empty_targets: bool = True
     # --- model ---
     model: ModelSpec = field(default_factory=ModelSpec)
     init: InitSpec = field(default_factory=InitSpec)

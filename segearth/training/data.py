@@ -32,9 +32,11 @@ class Batch:
 
 class SegmentationDataset(torch.utils.data.Dataset):
     """Samples -> (canvas, target, prompt ids). The first question and answer of each item, as
-    the authors trained; an empty target (no answer) is taught EMPTY_TARGET_ANSWER."""
+    the authors trained; an empty target (no answer) is taught EMPTY_TARGET_ANSWER, or no answer
+    at all without ``answer_empty_targets`` (its prompt then stops before the answer)."""
 
-    def __init__(self, samples: Sequence[Sample], tokenizer, canvas: int, with_answer: bool):
+    def __init__(self, samples: Sequence[Sample], tokenizer, canvas: int, with_answer: bool,
+                 answer_empty_targets: bool = True):
         missing = [s.stem for s in samples if not s.has_mask]
         if missing:
             raise InputError(f"{len(missing)} training item(s) have no mask (e.g. {missing[0]}); "
@@ -43,6 +45,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.tokenizer = tokenizer
         self.canvas = canvas
         self.with_answer = with_answer
+        self.answer_empty_targets = answer_empty_targets
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -52,7 +55,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         pixels, _ = preprocess_image(load_image(sample.image_path), self.canvas)
         target = torch.from_numpy(mask_to_canvas(sample.mask, self.canvas)).float()
         answer = None
-        if self.with_answer:
+        if self.with_answer and (sample.answer or self.answer_empty_targets):
             answer = answer_ids(self.tokenizer, sample.answer or constants.EMPTY_TARGET_ANSWER)
         return pixels[0], target, PromptInputs(description_ids(self.tokenizer, sample.question), answer)
 

@@ -87,7 +87,8 @@ def train(config: TrainConfig, resume: str | None = None) -> Path:
 
     unwrapped = accelerator.unwrap_model(model)
     segments = prompt_segments(tokenizer, config.task)
-    dataset = SegmentationDataset(train_samples, tokenizer, unwrapped.config.image_size, config.answer_loss)
+    dataset = SegmentationDataset(train_samples, tokenizer, unwrapped.config.image_size, config.answer_loss,
+                                 config.answer_empty_targets)
     sampler = StepBatchSampler(len(dataset), config.per_device_batch_size, accelerator.num_processes,
                                accelerator.process_index, config.seed, start=progress.step * accumulation)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,

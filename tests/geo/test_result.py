@@ -75,6 +75,26 @@ def test_a_checkpoints_noise_floor_drops_small_regions_everywhere():
     assert not nothing.found and not nothing.canvas_mask.any()
 
 
+def test_a_checkpoints_confidence_floor_drops_unsure_regions_everywhere():
+    """min_region_score 0.7: B (mean 0.6) goes from the mask, its re-thresholded copies, its canvas
+    mask and the record's regions, and counts as dropped; A (mean 0.8125) stays. At 0.85 no
+    region is sure enough: "no target"."""
+    probability = known_map()
+    only_a = np.zeros_like(probability, bool)
+    only_a[1:4, 2:6] = True
+    assert np.array_equal(mask_regions(probability, 0.5, 4, min_score=0.7).mask, only_a)
+    assert mask_regions(probability, 0.5, 4, min_score=0.7).dropped == 4
+    result = Result("q", probability, 0.5, None, GeoImage(np.zeros((12, 14, 3), np.uint8)),
+                    min_region_score=0.7, canvas_probability=np.pad(probability, ((1, 1), (0, 0))))
+    assert [r.pixels for r in result.regions] == [12] and np.array_equal(result.mask, only_a)
+    assert np.array_equal(result.at(0.4).mask, only_a)
+    assert np.array_equal(result.canvas_mask[1:-1], only_a)
+    assert result.record()["min_region_score"] == 0.7 and result.record()["dropped_regions"] == 4
+    unsure = Result("q", probability, 0.5, None, GeoImage(np.zeros((12, 14, 3), np.uint8)),
+                    min_region_score=0.85)
+    assert not unsure.found and not unsure.mask.any()
+
+
 def test_result_clips_to_valid_pixels_and_records_pixel_boxes(tmp_path):
     probability = known_map()
     valid = np.ones(probability.shape, bool)

@@ -180,3 +180,35 @@ def test_the_encoder_is_trained_only_when_the_config_asks(synthetic_root, tmp_pa
     model, _ = _model_and_tokenizer(config, SimpleNamespace(is_main_process=False), tmp_path, None, samples)
     assert {p.requires_grad for p in model.encoder.parameters()} == {train_encoder}
     assert all(p.requires_grad for p in model.mask_decoder.parameters())
+
+
+@pytest.mark.parametrize("answer_empty_targets", [True, False])
+def test_empty_targets_teach_the_empty_answer_only_when_the_config_asks(synthetic_root, tmp_path,
+                                                                         answer_empty_targets):
+    """With ``answer_empty_targets`` off an empty target trains its mask alone: its prompt stops
+    before the answer, so a batch mixing it with a present target supervises the present one's
+    answer tokens only (the mask still is supervised for both)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from segearth.data.registry import load_dataset
+    from segearth.tokenization import answer_ids, prompt_segments
+    from segearth.training.data import SegmentationDataset, collate
+    from segearth.training.loop import _model_and_tokenizer
+
+    from training_helpers import tiny_config
+
+    config = tiny_config(synthetic_root, tmp_path, f"answer_empty_targets={str(answer_empty_targets).lower()}")
+    assert config.answer_empty_targets is answer_empty_targets
+    present = load_dataset("earthreason", synthetic_root, "train")[0]
+    empty = replace(present, answers=[], mask=np.zeros_like(present.mask))
+    model, tokenizer = _model_and_tokenizer(config, SimpleNamespace(is_main_process=False), tmp_path, None, [present])
+    dataset = SegmentationDataset([present, empty], tokenizer, model.config.image_size, True,
+                                  config.answer_empty_targets)
+    taught = dataset[1][2].answer_ids
+    assert taught == (answer_ids(tokenizer, constants.EMPTY_TARGET_ANSWER) if answer_empty_targets else None)
+    batch = collate([dataset[0], dataset[1]])
+    output = model(batch.pixel_values, prompt_segments(tokenizer, config.task), batch.prompts)
+    expected = answer_ids(tokenizer, present.answer) + (taught or [])
+    assert output.answer_targets.tolist() == expected
+    assert output.masks.logits.shape[0] == 2
