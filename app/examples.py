@@ -3,8 +3,8 @@
 
 Each entry says whether it is a real photograph or a synthetic scene. The page opens on what
 the loaded model can do (issue 28). The bundled demo model knows only the drawn scenes'
-categories and, asked about a real photograph, still outlines things that are not there too
-often (docs/training.md, "The bundled demo model"), so with it the gallery holds the synthetic
+categories: asked about a real photograph's road or dead trees it answers that there is no
+target (docs/training.md, "The bundled demo model"), so with it the gallery holds the synthetic
 scenes only, each asked a question it was trained for; ``demo_answer`` records a word its answer
 holds, which the browser test that runs every example checks. With a released checkpoint the
 photographs come first.

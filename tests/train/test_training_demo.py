@@ -46,7 +46,8 @@ def predictor() -> Predictor:
 
 def _scored(predictor, root, split: str, **settings) -> tuple[list, EvalResult]:
     config = TRAINING["config"]
-    generate_dataset(root, **{**config["synthetic"], **settings})
+    photos = [str(REPO / photo) for photo in config["synthetic"].get("photos", ())]  # relative to the repository
+    generate_dataset(root, **{**config["synthetic"], "photos": photos, **settings})
     samples = load_dataset(config["dataset"], root, split)
     return samples, evaluate(predictor, samples, progress=False, answers=True)
 
