@@ -19,8 +19,8 @@ default: 0 keeps every region).
 than its size and seed (for stage 2 of the demo model: more absent targets, and scenes over its
 training photograph), into a folder of its own, so that the operating point is picked on the
 kind of items that stage taught. ``--photos SHARE`` (with such a config naming photographs) also
-draws a set of photograph negatives, every item over one of its photographs and about a category
-that is absent, and keeps only candidates that leave at least SHARE of those empty: the
+draws a set of photograph negatives, every target absent and every item that may be drawn over a
+photograph drawn over one (items about `PHOTO_CATEGORIES` keep drawn land), and keeps only candidates that leave at least SHARE of those empty: the
 photographs a model must not make targets up on. ``--write`` also stores the pick in the
 checkpoint's config.json.
 
@@ -75,8 +75,11 @@ def score(items: Items, threshold: float, fraction: float, min_score: float = 0.
         mask = mask_regions(probability, threshold, min_px, min_score=min_score).mask
         (found if target.any() else empty).append(mask.any() == target.any())
         ious.append(sample_iou(*intersection_union(mask, target)))
-    share = lambda hits: float(np.mean(hits)) if hits else float("nan")  # noqa: E731
-    return share(empty), share(found), float(np.mean(ious))
+    return _share(empty), _share(found), float(np.mean(ious))
+
+
+def _share(hits: list[bool]) -> float:
+    return float(np.mean(hits)) if hits else float("nan")
 
 
 def drawn(root: Path, settings: dict, items: int) -> Path:
