@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def main() -> None:
     predictor = Predictor.from_pretrained(args.checkpoint, precision="fp32", device="cpu")
     items = canvas_items(predictor, drawn(args.root, settings, args.items))
     photos: Items = []
-    if args.photos:  # every item over a photograph, every target absent
+    if args.photos:  # every target absent, every item that may be over a photograph over one
         photos = canvas_items(predictor, drawn(args.root.with_name(f"{args.root.name}-photos"),
                                                {**settings, "photo_fraction": 1.0, "empty_fraction": 1.0},
                                                args.items))
@@ -139,29 +140,27 @@ def main() -> None:
     else:
         print(f"mask_threshold {best[1]:.2f}  min_region_fraction {best[2]:.5f}  min_region_score {best[3]:.2f}")
         if args.write:
-            path = Path(args.checkpoint) / "config.json"
-            config = json.loads(path.read_text())
-            config.update(mask_threshold=best[1], min_region_fraction=round(best[2], 5), min_region_score=best[3])
-            path.write_text(json.dumps(config, indent=2))
-            revalidate(Path(args.checkpoint))
-            print(f"written to {path}")
+            write_operating_point(predictor, Path(args.checkpoint), mask_threshold=best[1],
+                                  min_region_fraction=round(best[2], 5), min_region_score=best[3])
 
 
-def revalidate(checkpoint: Path) -> None:
-    """Score the validation its training recorded again, at the operating point the checkpoint
-    now carries, and record that instead: the recorded scores are what a user of it gets."""
+def write_operating_point(predictor: Predictor, checkpoint: Path, **point: float) -> None:
+    """Store ``point`` in the checkpoint's config.json, with the validation its training recorded
+    scored again at it (by ``predictor``, the checkpoint's model): the recorded scores are then
+    what a user of the checkpoint gets."""
     path = checkpoint / "config.json"
     config = json.loads(path.read_text())
+    config.update(point)
     training = config.get("training") or {}
-    if not training.get("validation"):
-        return
-    run = training["config"]
-    samples = load_dataset(run["dataset"], run["data_root"], run["val_split"])[: run.get("val_limit")]
-    predictor = Predictor.from_pretrained(checkpoint, precision="fp32", device="cpu")
-    canvas = evaluate(predictor, samples, progress=False).summary()["canvas"]
-    training["validation"] = {"step": training["validation"].get("step", training.get("step")), **canvas}
+    if training.get("validation"):
+        run = training["config"]
+        samples = load_dataset(run["dataset"], run["data_root"], run["val_split"])[: run.get("val_limit")]
+        predictor.config = replace(predictor.config, **point)
+        canvas = evaluate(predictor, samples, progress=False).summary()["canvas"]
+        training["validation"] = {"step": training["validation"].get("step", training.get("step")), **canvas}
+        print(f"validation at this operating point: gIoU {canvas['gIoU']:.4f}, cIoU {canvas['cIoU']:.4f}")
     path.write_text(json.dumps(config, indent=2))
-    print(f"validation at this operating point: gIoU {canvas['gIoU']:.4f}, cIoU {canvas['cIoU']:.4f}")
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":
